@@ -1,0 +1,65 @@
+"""ragtune: language models that are domain experts and stay grounded in your sources.
+
+    import ragtune
+    idx = ragtune.build_index(["docs/"], "out/index")
+    print(ragtune.RAG(idx, "smollm2-135m").ask("How do I ...?").answer)
+
+Heavy dependencies (torch, transformers, faiss, tantivy) load only when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ragtune.errors import (
+    ConfigError,
+    ContextTooLong,
+    DataError,
+    LLMError,
+    RagtuneError,
+    RateLimited,
+    Unreachable,
+)
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ragtune.llm import LM, load_lm
+    from ragtune.rag import RAG, Answer
+    from ragtune.retrieval import Index
+
+_LAZY = {
+    "RAG": "ragtune.rag",
+    "Answer": "ragtune.rag",
+    "Index": "ragtune.retrieval",
+    "LM": "ragtune.llm",
+    "load_lm": "ragtune.llm",
+    "build_index": "ragtune.corpus.build",
+    "IndexConfig": "ragtune.corpus.build",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ragtune' has no attribute {name!r}")
+
+
+__all__ = [
+    "RAG",
+    "Answer",
+    "Index",
+    "LM",
+    "load_lm",
+    "build_index",
+    "IndexConfig",
+    "RagtuneError",
+    "ConfigError",
+    "DataError",
+    "LLMError",
+    "RateLimited",
+    "ContextTooLong",
+    "Unreachable",
+]

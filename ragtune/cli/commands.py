@@ -1,0 +1,165 @@
+"""The commands: index, search, ask. Heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from rich.console import Console
+
+from ragtune.cli import app
+from ragtune.config import typer_command
+from ragtune.corpus.build import IndexConfig
+
+console = Console()
+err = Console(stderr=True)
+
+
+def run_index(cfg: IndexConfig):
+    """Load a corpus, chunk it in tokens and build BM25 + dense indexes into --out."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from ragtune.corpus.build import build_index
+
+    def on_skip(s):
+        err.print(f"[yellow]skipped[/] {s}", highlight=False)
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as prog:
+        task = prog.add_task("loading and chunking", total=None)
+
+        def on_chunked(n: int) -> None:  # the chunk count is known only after chunking
+            prog.update(task, description=f"embedding {n} chunks", total=n)
+
+        idx = build_index(
+            cfg, on_skip=on_skip, on_chunked=on_chunked, progress=lambda n: prog.advance(task, n)
+        )
+    rep = idx.params["load_report"]
+    console.print(
+        f"[green]indexed[/] {len(idx.chunks)} chunks from {rep['summary']} → {idx.path} "
+        f"(methods: {', '.join(idx.methods)})",
+        highlight=False,
+    )
+    return idx
+
+
+@dataclass
+class SearchConfig:
+    """Search an index and print the top chunks."""
+
+    index: str = field(
+        default="", metadata={"help": "Index directory.", "positional": True, "required": True}
+    )
+    query: str = field(
+        default="", metadata={"help": "Query text.", "positional": True, "required": True}
+    )
+    k: int = field(default=5, metadata={"help": "Number of results.", "short": "-k"})
+    method: str | None = field(
+        default=None, metadata={"help": "bm25 | dense | hybrid (default: best built)."}
+    )
+    json: bool = field(default=False, metadata={"help": "Print JSON lines instead of a table."})
+
+
+def run_search(cfg: SearchConfig):
+    """Search an index and print the top chunks with their scores."""
+    from rich.table import Table
+
+    from ragtune.retrieval import Index
+
+    idx = Index.load(cfg.index)
+    hits = idx.hits(cfg.query, cfg.k, cfg.method)
+    if cfg.json:
+        for c, s in hits:
+            print(
+                json.dumps(
+                    {"id": c.id, "score": s, "source": c.metadata.get("source"), "text": c.text}
+                )
+            )
+        return hits
+    t = Table("#", "score", "source", "text", show_lines=True)
+    for i, (c, s) in enumerate(hits, 1):
+        src = str(c.metadata.get("source", ""))
+        if c.metadata.get("page"):
+            src += f" p.{c.metadata['page']}"
+        t.add_row(str(i), f"{s:.3f}", src, c.text[:300])
+    console.print(t)
+    return hits
+
+
+@dataclass
+class AskConfig:
+    """Answer a question from an index with a cited answer."""
+
+    index: str = field(
+        default="", metadata={"help": "Index directory.", "positional": True, "required": True}
+    )
+    question: str = field(
+        default="", metadata={"help": "The question.", "positional": True, "required": True}
+    )
+    model: str = field(
+        default="smollm2-135m",
+        metadata={"help": "Model spec: smollm2-135m, a model dir, gguf:PATH, openai:MODEL@URL."},
+    )
+    adapter: str | None = field(
+        default=None, metadata={"help": "PEFT adapter directory (local models)."}
+    )
+    k: int = field(default=3, metadata={"help": "Documents to retrieve.", "short": "-k"})
+    method: str | None = field(default=None, metadata={"help": "bm25 | dense | hybrid."})
+    max_tokens: int = field(default=128, metadata={"help": "Longest answer in tokens."})
+    max_context_tokens: int = field(default=2048, metadata={"help": "Token budget for documents."})
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy."})
+    threads: int | None = field(default=None, metadata={"help": "CPU threads for a local model."})
+    json: bool = field(default=False, metadata={"help": "Print the full result as JSON."})
+
+
+def run_ask(cfg: AskConfig):
+    """Retrieve, generate and print an answer with its cited sources."""
+    from ragtune.llm.spec import load_lm
+    from ragtune.rag import RAG
+
+    kw = {"threads": cfg.threads} if cfg.threads and not cfg.model.startswith("openai:") else {}
+    with err.status("loading model"):
+        lm = load_lm(cfg.model, adapter=cfg.adapter, **kw)
+    rag = RAG(
+        cfg.index,
+        lm,
+        k=cfg.k,
+        method=cfg.method,
+        max_tokens=cfg.max_tokens,
+        max_context_tokens=cfg.max_context_tokens,
+    )
+    with err.status("answering"):
+        ans = rag.ask(cfg.question, temperature=cfg.temperature)
+    if cfg.json:
+        print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print_answer(ans)
+    return ans
+
+
+def print_answer(ans) -> None:
+    console.print(f"[bold]Q:[/] {ans.question}", highlight=False)
+    console.print(f"[bold]A:[/] {ans.answer}", highlight=False)
+    if not ans.citations:
+        console.print("   [dim](no source supports this answer)[/]")
+    for c in ans.citations:
+        where = c.source + (f" p.{c.page}" if c.page else "")
+        how = "" if c.method == "model" else " (attributed by word overlap)"
+        console.print(f"   [cyan][{c.n}][/] {where}{how}: “{c.quote[:160]}”", highlight=False)
+
+
+app.command("index")(typer_command(IndexConfig, run_index))
+app.command("search")(typer_command(SearchConfig, run_search))
+app.command("ask")(typer_command(AskConfig, run_ask))

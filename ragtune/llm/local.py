@@ -1,0 +1,142 @@
+"""Local transformers backend: an HF model directory or a GGUF file, optional PEFT adapter, on CPU.
+
+lm = TransformersLM("path/to/model")                 # HF directory
+lm = TransformersLM("model.gguf")                    # GGUF (converted once, cached)
+lm = TransformersLM("base", adapter="runs/raft/adapter", threads=2)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ragtune.errors import ConfigError, ContextTooLong
+from ragtune.llm.base import LM, Completion, GenerationConfig, Messages, truncate_at_stop
+
+
+class TransformersLM(LM):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        adapter: str | Path | None = None,
+        threads: int | None = None,
+        batch_size: int = 8,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__()
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from ragtune.llm.bundled import converted_gguf_dir
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        path = Path(path)
+        if path.suffix == ".gguf":
+            if not path.exists():
+                raise ConfigError(f"GGUF file {path} does not exist; check the path")
+            path = converted_gguf_dir(path)
+        if not (path / "config.json").exists():
+            raise ConfigError(
+                f"{path} is not a model directory (no config.json); pass a Hugging Face model "
+                "directory, a .gguf file, 'smollm2-135m', or 'openai:MODEL@URL'"
+            )
+        self.path = path
+        self.name = str(path) + (f"+{adapter}" if adapter else "")
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "left"  # decoder-only batching: pad on the left
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        if adapter is not None:
+            from peft import PeftModel
+
+            if not (Path(adapter) / "adapter_config.json").exists():
+                raise ConfigError(f"{adapter} is not a PEFT adapter (no adapter_config.json)")
+            model = PeftModel.from_pretrained(model, str(adapter))
+        self.model = model.eval()
+        self.batch_size = batch_size
+        self.context_window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+
+    # -- helpers ------------------------------------------------------------------------
+    def render(self, messages: Messages, add_generation_prompt: bool = True) -> str:
+        """The chat template applied to `messages` (plain concatenation if the model has none)."""
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+        text = "\n\n".join(m["content"] for m in messages)
+        return text + ("\n" if add_generation_prompt else "")
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    # -- the backend method -------------------------------------------------------------
+    def _generate(self, batch: list[Messages], cfg: GenerationConfig) -> list[Completion]:
+        out: list[Completion] = []
+        for i in range(0, len(batch), self.batch_size):
+            out.extend(self._generate_batch(batch[i : i + self.batch_size], cfg))
+        return out
+
+    def _generate_batch(self, batch: list[Messages], cfg: GenerationConfig) -> list[Completion]:
+        import torch
+
+        prompts = [self.render(m) for m in batch]
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        n_prompt = enc["attention_mask"].sum(dim=1).tolist()  # real (unpadded) prompt lengths
+        longest = enc["input_ids"].shape[1]
+        if longest + cfg.max_tokens > self.context_window:
+            raise ContextTooLong(
+                f"prompt of {longest} tokens + max_tokens {cfg.max_tokens} exceeds the model's "
+                f"{self.context_window}-token window; retrieve fewer documents (-k) or lower "
+                "max_tokens"
+            )
+        kw = dict(
+            max_new_tokens=cfg.max_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            do_sample=cfg.temperature > 0,
+        )
+        if cfg.temperature > 0:
+            kw.update(temperature=cfg.temperature, top_p=cfg.top_p)
+            if cfg.seed is not None:
+                torch.manual_seed(cfg.seed)
+        else:  # greedy: silence the model's sampling defaults from generation_config
+            kw.update(temperature=None, top_p=None, top_k=None)
+        if cfg.stop:
+            kw.update(stop_strings=cfg.stop, tokenizer=self.tokenizer)
+        with torch.inference_mode():
+            gen = self.model.generate(**enc, **kw)
+        new = gen[:, longest:]  # (batch, new_tokens): prompt part sliced off
+        res = []
+        eos = self.tokenizer.eos_token_id
+        for row, np_ in zip(new.tolist(), n_prompt, strict=True):
+            # count tokens up to (not including) the first pad/eos the batch appended
+            n = len(row)
+            for j, t in enumerate(row):
+                if t == eos or t == self.tokenizer.pad_token_id:
+                    n = j
+                    break
+            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
+            text, cut = truncate_at_stop(text, cfg.stop)
+            finish = "length" if (n >= cfg.max_tokens and not cut) else "stop"
+            res.append(Completion(text.strip(), int(np_), n, finish))
+        return res
+
+    def score(self, prompt: Messages, continuations: list[str]) -> list[float]:
+        """Sum of log p(continuation tokens | chat prompt) for each continuation. Shapes in comments."""
+        import torch
+
+        prefix = self.render(prompt)
+        p_ids = self.tokenizer.encode(prefix, add_special_tokens=False)
+        scores = []
+        for cont in continuations:
+            c_ids = self.tokenizer.encode(prefix + cont, add_special_tokens=False)[len(p_ids) :]
+            if not c_ids:
+                scores.append(0.0)
+                continue
+            ids = torch.tensor([p_ids + c_ids])  # (1, T)
+            with torch.inference_mode():
+                logits = self.model(ids).logits[0, len(p_ids) - 1 : -1]  # (len(c), V)
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            scores.append(float(logp.gather(1, torch.tensor(c_ids)[:, None]).sum()))
+        return scores

@@ -1,0 +1,56 @@
+"""The augmented prompt: numbered <DOCUMENT> blocks fitted to a token budget, then the question."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+SYSTEM_PROMPT = (
+    "You answer questions using only the numbered documents you are given. "
+    "Cite the documents you used with their numbers in square brackets, like [1]. "
+    "If the documents do not contain the answer, say that you do not know."
+)
+
+
+def render_document(n: int, text: str) -> str:
+    return f"[{n}] <DOCUMENT>{text}</DOCUMENT>"
+
+
+def fit_documents(
+    texts: Sequence[str],
+    budget: int,
+    count: Callable[[str], int],
+    min_tokens: int = 48,
+) -> list[str]:
+    """Take documents in rank order while they fit in `budget` tokens.
+
+    The first one that does not fit is cut (by characters, re-measured in tokens) if at least
+    `min_tokens` remain; later ones are dropped. Returns the (possibly cut) texts kept.
+    """
+    kept: list[str] = []
+    left = budget
+    for i, t in enumerate(texts):
+        n = count(render_document(i + 1, t)) + 1  # +1: the newline between blocks
+        if n <= left:
+            kept.append(t)
+            left -= n
+            continue
+        if left >= min_tokens:
+            lo, hi = 0, len(t)  # binary search the longest prefix that fits
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if count(render_document(i + 1, t[:mid] + " …")) + 1 <= left:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo > 0:
+                kept.append(t[:lo] + " …")
+        break
+    return kept
+
+
+def build_messages(question: str, docs: Sequence[str], system: str | None = SYSTEM_PROMPT):
+    """Chat messages: the system instruction, then the documents followed by the question."""
+    blocks = "\n".join(render_document(i + 1, d) for i, d in enumerate(docs))
+    user = f"{blocks}\n\nQuestion: {question.strip()}" if docs else f"Question: {question.strip()}"
+    msgs = [{"role": "system", "content": system}] if system else []
+    return msgs + [{"role": "user", "content": user}]

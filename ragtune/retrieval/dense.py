@@ -1,0 +1,90 @@
+"""Dense retrieval: the bundled all-MiniLM-L6-v2 embedder + faiss (exact inner product or HNSW).
+
+Vectors are L2-normalised, so inner product == cosine. They are stored as `vectors.npy`
+(float32, (n, d)); an HNSW graph, when asked for, as `hnsw.faiss` (faiss's own format, no pickle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ragtune.retrieval.types import SearchResults
+
+
+class Embedder:
+    """Sentence embeddings from a local sentence-transformers directory (default: bundled MiniLM)."""
+
+    def __init__(self, path: str | Path | None = None, batch_size: int = 64) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        from ragtune.llm.bundled import minilm_dir
+
+        self.path = str(path or minilm_dir())
+        self.model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
+        self.batch_size = batch_size
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+
+    def encode(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """(n, dim) float32, unit-norm rows. `progress(n_done_in_batch)` after each batch."""
+        out = np.empty((len(texts), self.dim), np.float32)
+        for i in range(0, len(texts), self.batch_size):
+            batch = list(texts[i : i + self.batch_size])
+            out[i : i + len(batch)] = self.model.encode(
+                batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
+            if progress:
+                progress(len(batch))
+        return out
+
+
+class DenseIndex:
+    def __init__(self, vectors: np.ndarray, hnsw=None) -> None:
+        import faiss
+
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if hnsw is not None:
+            self._faiss = hnsw
+        else:
+            self._faiss = faiss.IndexFlatIP(self.vectors.shape[1])
+            self._faiss.add(self.vectors)
+
+    @classmethod
+    def build(
+        cls, vectors: np.ndarray, path: Path, hnsw: bool = False, hnsw_m: int = 32
+    ) -> DenseIndex:
+        import faiss
+
+        path.mkdir(parents=True, exist_ok=True)
+        np.save(path / "vectors.npy", vectors.astype(np.float32))
+        index = None
+        if hnsw:
+            index = faiss.IndexHNSWFlat(vectors.shape[1], hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            faiss.write_index(index, str(path / "hnsw.faiss"))
+        return cls(vectors, index)
+
+    @classmethod
+    def load(cls, path: Path) -> DenseIndex:
+        import faiss
+
+        vectors = np.load(path / "vectors.npy", mmap_mode="r")
+        hnsw = (
+            faiss.read_index(str(path / "hnsw.faiss")) if (path / "hnsw.faiss").exists() else None
+        )
+        return cls(vectors, hnsw)
+
+    def search_vectors(self, q: np.ndarray, k: int = 10) -> SearchResults:
+        """q: (n_queries, dim) unit-norm float32 → top-k by inner product (one batched call)."""
+        k_eff = min(k, self.vectors.shape[0])
+        scores, ids = self._faiss.search(np.ascontiguousarray(q, dtype=np.float32), k_eff)
+        if k_eff < k:  # pad to the promised shape
+            pad = k - k_eff
+            ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
+        return SearchResults(ids.astype(np.int64), scores)

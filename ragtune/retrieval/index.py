@@ -1,0 +1,202 @@
+"""An index is a plain directory, never a pickle:
+
+    DIR/params.json      {"format": "ragtune-index", "version": 1, methods, embedder, chunking, ...}
+    DIR/chunks.jsonl     one Chunk per line; row i of every retriever is line i
+    DIR/bm25/            tantivy index (row number as a fast field)
+    DIR/dense/           vectors.npy (n, d) float32 unit-norm [+ hnsw.faiss]
+
+Built into a temporary sibling directory and renamed into place, so a crash never leaves a half
+index (and an existing index is only replaced once the new one is complete).
+
+    idx = Index.build(chunks, "out/idx", methods=("bm25", "dense"))
+    idx = Index.load("out/idx")
+    res = idx.search(["what is X?"], k=5, method="hybrid")   # SearchResults(ids, scores)
+    idx.chunks[res.ids[0, 0]]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragtune.corpus.document import Chunk
+from ragtune.errors import ConfigError
+from ragtune.retrieval.types import SearchResults
+
+FORMAT = "ragtune-index"
+VERSION = 1
+METHODS = ("bm25", "dense", "hybrid")
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move the finished `tmp` to `out`, replacing an existing index only after success."""
+    if out.exists():
+        if not (out / "params.json").exists() and any(out.iterdir()):
+            raise ConfigError(
+                f"{out} exists and is not a ragtune index; choose another --out or remove it"
+            )
+        old = out.with_name(out.name + f".old-{int(time.time() * 1000)}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+class Index:
+    def __init__(self, path: Path, params: dict[str, Any], chunks: list[Chunk]) -> None:
+        self.path = path
+        self.params = params
+        self.chunks = chunks
+        self._bm25 = None
+        self._dense = None
+        self._embedder = None
+
+    # -- building ------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        chunks: Sequence[Chunk],
+        out: str | Path,
+        *,
+        methods: Sequence[str] = ("bm25", "dense"),
+        embedder: str | None = None,
+        hnsw: bool = False,
+        bm25_tokenizer: str = "en_stem",
+        extra_params: dict[str, Any] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Index:
+        """Index `chunks`; `progress(n)` is called as chunks are embedded (for a progress bar)."""
+        from ragtune.retrieval.bm25 import BM25Index
+        from ragtune.retrieval.dense import DenseIndex, Embedder
+
+        out = Path(out)
+        bad = [m for m in methods if m not in ("bm25", "dense")]
+        if bad or not methods:
+            raise ConfigError(f"index methods must be among bm25, dense (got {list(methods)})")
+        if not chunks:
+            raise ConfigError("nothing to index: the corpus produced no chunks (see skipped files)")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+                for c in chunks:
+                    f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+            texts = [c.text for c in chunks]
+            params: dict[str, Any] = {
+                "format": FORMAT,
+                "version": VERSION,
+                "methods": list(methods),
+                "n_chunks": len(chunks),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            if "bm25" in methods:
+                BM25Index.build(texts, tmp / "bm25", tokenizer=bm25_tokenizer)
+                params["bm25"] = {"engine": "tantivy", "tokenizer": bm25_tokenizer}
+            if "dense" in methods:
+                emb = Embedder(embedder)
+                vecs = emb.encode(texts, progress=progress)
+                DenseIndex.build(vecs, tmp / "dense", hnsw=hnsw)
+                params["dense"] = {
+                    "embedder": embedder or "bundled:all-MiniLM-L6-v2",
+                    "dim": emb.dim,
+                    "hnsw": hnsw,
+                }
+            params.update(extra_params or {})
+            (tmp / "params.json").write_text(json.dumps(params, indent=2), encoding="utf-8")
+            _replace_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls.load(out)
+
+    # -- loading ------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> Index:
+        path = Path(path)
+        pfile = path / "params.json"
+        if not pfile.exists():
+            raise ConfigError(
+                f"{path} is not a ragtune index (no params.json); build one with "
+                f"`ragtune index CORPUS --out {path}`"
+            )
+        params = json.loads(pfile.read_text(encoding="utf-8"))
+        if params.get("format") != FORMAT or params.get("version") != VERSION:
+            raise ConfigError(
+                f"{path} is index format {params.get('format')!r} version "
+                f"{params.get('version')!r}, but this ragtune reads {FORMAT!r} version {VERSION}; "
+                "rebuild it with `ragtune index`"
+            )
+        with open(path / "chunks.jsonl", encoding="utf-8") as f:
+            chunks = [Chunk.from_dict(json.loads(line)) for line in f]
+        return cls(path, params, chunks)
+
+    @property
+    def methods(self) -> list[str]:
+        m = list(self.params["methods"])
+        return m + ["hybrid"] if len(m) == 2 else m
+
+    @property
+    def default_method(self) -> str:
+        return "hybrid" if len(self.params["methods"]) == 2 else self.params["methods"][0]
+
+    def _bm25_index(self):
+        if self._bm25 is None:
+            from ragtune.retrieval.bm25 import BM25Index
+
+            self._bm25 = BM25Index.load(self.path / "bm25")
+        return self._bm25
+
+    def _dense_index(self):
+        if self._dense is None:
+            from ragtune.retrieval.dense import DenseIndex, Embedder
+
+            self._dense = DenseIndex.load(self.path / "dense")
+            emb = self.params["dense"]["embedder"]
+            self._embedder = Embedder(None if emb.startswith("bundled:") else emb)
+        return self._dense
+
+    # -- searching ----------------------------------------------------------------------
+    def search(
+        self, queries: str | Sequence[str], k: int = 5, method: str | None = None
+    ) -> SearchResults:
+        """Top-k rows for each query. method: bm25 | dense | hybrid (default: best available)."""
+        from ragtune.retrieval.fusion import rrf
+
+        if isinstance(queries, str):
+            queries = [queries]
+        method = method or self.default_method
+        if method not in self.methods:
+            raise ConfigError(
+                f"method {method!r} is not available in {self.path} (built with "
+                f"{self.params['methods']}); use one of {self.methods} or rebuild with --methods"
+            )
+        if method == "bm25":
+            return self._bm25_index().search(queries, k)
+        if method == "dense":
+            dense = self._dense_index()
+            return dense.search_vectors(self._embedder.encode(queries), k)
+        depth = max(k * 4, 50)  # fuse deeper lists than we return
+        return _trim(
+            rrf([self.search(queries, depth, "bm25"), self.search(queries, depth, "dense")], k), k
+        )
+
+    def hits(self, query: str, k: int = 5, method: str | None = None) -> list[tuple[Chunk, float]]:
+        """(chunk, score) pairs for one query, best first."""
+        res = self.search([query], k, method)
+        return [
+            (self.chunks[i], float(s))
+            for i, s in zip(res.ids[0], res.scores[0], strict=True)
+            if i >= 0
+        ]
+
+
+def _trim(r: SearchResults, k: int) -> SearchResults:
+    return SearchResults(np.ascontiguousarray(r.ids[:, :k]), np.ascontiguousarray(r.scores[:, :k]))
