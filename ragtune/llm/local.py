@@ -25,7 +25,10 @@ class TransformersLM(LM):
     ) -> None:
         super().__init__()
         import torch
+        import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars per load
 
         from ragtune.llm.bundled import converted_gguf_dir
 

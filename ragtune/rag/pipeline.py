@@ -15,7 +15,7 @@ from typing import Any
 
 from ragtune.llm.base import LM
 from ragtune.rag.citations import best_span, cited_numbers, overlap_attribution
-from ragtune.rag.prompt import SYSTEM_PROMPT, build_messages, fit_documents
+from ragtune.rag.prompt import DEFAULT_STOP, SYSTEM_PROMPT, build_messages, fit_documents
 from ragtune.retrieval.index import Index
 
 
@@ -71,6 +71,7 @@ class RAG:
         max_tokens: int = 128,
         max_context_tokens: int = 2048,
         system_prompt: str | None = SYSTEM_PROMPT,
+        stop: list[str] | None = None,
     ) -> None:
         from ragtune.llm.spec import load_lm
 
@@ -79,6 +80,7 @@ class RAG:
         self.k, self.method, self.max_tokens = k, method, max_tokens
         self.max_context_tokens = max_context_tokens
         self.system_prompt = system_prompt
+        self.stop = list(DEFAULT_STOP if stop is None else stop)
 
     def retrieve(self, question: str, k: int | None = None) -> list[tuple[Any, float]]:
         return self.index.hits(question, k or self.k, self.method)
@@ -89,6 +91,7 @@ class RAG:
     def ask_batch(self, questions: list[str], *, k: int | None = None, **gen: Any) -> list[Answer]:
         """Answer several questions; generation is batched through the backend."""
         max_tokens = gen.pop("max_tokens", self.max_tokens)
+        gen.setdefault("stop", self.stop)
         t0 = time.perf_counter()
         hits = [self.retrieve(q, k) for q in questions]
         t1 = time.perf_counter()

@@ -7,8 +7,11 @@ from collections.abc import Callable, Sequence
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered documents you are given. "
     "Cite the documents you used with their numbers in square brackets, like [1]. "
+    "Answer briefly, in one or two sentences. "
     "If the documents do not contain the answer, say that you do not know."
 )
+# Small models tend to go on to invent the next question; stop them there.
+DEFAULT_STOP = ["\nQuestion:", "\n\n\n"]
 
 
 def render_document(n: int, text: str) -> str:

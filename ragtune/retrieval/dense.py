@@ -25,7 +25,10 @@ class Embedder:
         self.path = str(path or minilm_dir())
         self.model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
         self.batch_size = batch_size
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or (
+            self.model.get_sentence_embedding_dimension  # sentence-transformers < 6
+        )
+        self.dim = int(get_dim())
 
     def encode(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
