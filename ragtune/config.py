@@ -112,7 +112,6 @@ def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) 
 
 def typer_command(cls: type[T], run: Callable[[T], Any]) -> Callable[..., Any]:
     """A function whose signature typer turns into a command with one option per field."""
-    import click
     import typer
 
     hints = typing.get_type_hints(cls)
@@ -150,17 +149,22 @@ def typer_command(cls: type[T], run: Callable[[T], Any]) -> Callable[..., Any]:
         )
     )
 
-    def command(ctx: typer.Context, **kwargs: Any) -> Any:
+    fields_by_name = {f.name: f for f in _fields(cls)}
+
+    def command(ctx, **kwargs):
         path = kwargs.pop("config")
         given = {}
         for name, value in kwargs.items():
             src = ctx.get_parameter_source(name)
-            positional_empty = (
-                value in (None, [], ()) and src != click.core.ParameterSource.COMMANDLINE
-            )
-            if src == click.core.ParameterSource.COMMANDLINE and not positional_empty:
+            if isinstance(value, list | tuple) and not fields_by_name[name].metadata.get(
+                "positional"
+            ):
+                value = [v.strip() for item in value for v in str(item).split(",") if v.strip()]
+            # typer may vendor its own click: compare parameter sources by name.
+            src_name = getattr(src, "name", "DEFAULT")
+            if src_name == "COMMANDLINE" and value not in (None, [], ()):
                 given[name] = value
-            elif src != click.core.ParameterSource.DEFAULT and value not in (None, [], ()):
+            elif src_name not in ("DEFAULT", "COMMANDLINE") and value not in (None, [], ()):
                 given[name] = value  # e.g. from an environment variable
         cfg = load_config(cls, path, **given)
         for f in _fields(cls):
@@ -171,5 +175,7 @@ def typer_command(cls: type[T], run: Callable[[T], Any]) -> Callable[..., Any]:
         return run(cfg)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    # typer resolves type hints from __annotations__: give it real objects, not strings.
+    command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = (run.__doc__ or cls.__doc__ or "").strip()
     return command

@@ -37,19 +37,18 @@ def main(argv: list[str] | None = None) -> None:
     except RagtuneError as e:
         from rich.console import Console
 
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {e}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click usage errors etc.
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # usage errors from (typer's own copy of) click
+        names = {c.__name__ for c in type(e).__mro__}
+        if "ClickException" in names:
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
+        if "Exit" in names:
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+        if "Abort" in names:
             sys.exit(1)
         raise

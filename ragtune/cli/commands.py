@@ -12,7 +12,7 @@ from ragtune.config import typer_command
 from ragtune.corpus.build import IndexConfig
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def run_index(cfg: IndexConfig):

@@ -1,0 +1,38 @@
+from dataclasses import dataclass, field
+
+import pytest
+
+from ragtune.config import load_config
+from ragtune.errors import ConfigError
+
+
+@dataclass
+class Job:
+    name: str = field(default="x", metadata={"help": "a name"})
+    k: int = field(default=5, metadata={"help": "count"})
+    lr: float = field(default=1e-4, metadata={"help": "rate"})
+    tags: list[str] = field(default_factory=list, metadata={"help": "tags"})
+    adapter: str | None = field(default=None, metadata={"help": "optional"})
+
+
+def test_yaml_then_overrides(tmp_path):
+    p = tmp_path / "j.yaml"
+    p.write_text("name: hello\nk: 3\nlr: 1\ntags: a, b\n")
+    cfg = load_config(Job, p, k=9)
+    assert (cfg.name, cfg.k, cfg.lr, cfg.tags) == ("hello", 9, 1.0, ["a", "b"])
+    assert load_config(Job).k == 5
+
+
+def test_unknown_and_mistyped_keys(tmp_path):
+    p = tmp_path / "j.yaml"
+    p.write_text("nmae: typo\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) nmae.*valid keys: name, k"):
+        load_config(Job, p)
+    p.write_text("k: many\n")
+    with pytest.raises(ConfigError, match="field 'k' of Job must be int"):
+        load_config(Job, p)
+    p.write_text("k: [1\n")
+    with pytest.raises(ConfigError, match="j.yaml at line 2: not valid YAML"):
+        load_config(Job, p)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(Job, tmp_path / "nope.yaml")
