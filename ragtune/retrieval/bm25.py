@@ -6,7 +6,9 @@ fetching stored documents.
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,17 +55,28 @@ class BM25Index:
 
         return cls(tantivy.Index.open(str(path)))
 
-    def search(self, queries: Sequence[str], k: int = 10) -> SearchResults:
+    def _one(self, q: str, k: int):
+        terms = query_terms(q)
+        if not terms:
+            return []
+        return self._searcher.search(self._index.parse_query(terms, ["text"]), k, count=False).hits
+
+    def search(
+        self, queries: Sequence[str], k: int = 10, threads: int | None = None
+    ) -> SearchResults:
+        """Top-k rows per query. tantivy releases the GIL while searching, so a batch of queries
+        is spread over `threads` (default: the CPU count, at most 8) Python threads."""
         res = empty_results(len(queries), k)
-        s = self._searcher
-        for qi, q in enumerate(queries):
-            terms = query_terms(q)
-            if not terms:
-                continue
-            hits = s.search(self._index.parse_query(terms, ["text"]), k, count=False).hits
+        threads = threads or min(8, os.cpu_count() or 1)
+        if threads > 1 and len(queries) >= 16:
+            with ThreadPoolExecutor(threads) as ex:
+                all_hits = list(ex.map(self._one, queries, [k] * len(queries), chunksize=16))
+        else:
+            all_hits = [self._one(q, k) for q in queries]
+        for qi, hits in enumerate(all_hits):
             if not hits:
                 continue
-            rows = s.fast_field_values("row", [a for _, a in hits])
+            rows = self._searcher.fast_field_values("row", [a for _, a in hits])
             n = len(hits)
             res.ids[qi, :n] = rows
             res.scores[qi, :n] = np.fromiter((h[0] for h in hits), np.float32, n)
