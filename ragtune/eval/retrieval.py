@@ -1,6 +1,6 @@
 """Retrieval recall@k against gold rows, and a reader for HotpotQA (IRCoT jsonl) paragraphs.
 
-    python -m ragtune.eval.retrieval ../shared/data/raft/hotpotqa/dev_300.jsonl --out runs/out/hotpot
+python -m ragtune.eval.retrieval ../shared/data/raft/hotpotqa/dev_300.jsonl --out runs/out/hotpot
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ def recall_at_k(ids: np.ndarray, gold: Sequence[set[int]], ks: Sequence[int]) ->
     """Mean over queries of |gold ∩ top-k| / |gold|. ids: (n_queries, max(ks)) rows, best first."""
     out = {}
     for k in ks:
-        per = [len(g & set(row[:k].tolist())) / len(g) for row, g in zip(ids, gold, strict=True) if g]
+        per = [
+            len(g & set(row[:k].tolist())) / len(g) for row, g in zip(ids, gold, strict=True) if g
+        ]
         out[k] = float(np.mean(per)) if per else 0.0
     return out
 
@@ -38,7 +40,9 @@ def hotpot_paragraphs(path: str | Path) -> tuple[list[Chunk], list[str], list[se
                 rec = json.loads(line)
                 ctxs, q = rec["contexts"], rec["question_text"]
             except (json.JSONDecodeError, KeyError) as e:
-                raise DataError(f"not a HotpotQA IRCoT record ({e})", path=str(path), line=ln) from None
+                raise DataError(
+                    f"not a HotpotQA IRCoT record ({e})", path=str(path), line=ln
+                ) from None
             g = set()
             for c in ctxs:
                 text = f"{c['title']}\n{c['paragraph_text']}"

@@ -33,15 +33,23 @@ class Embedder:
     def encode(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        """(n, dim) float32, unit-norm rows. `progress(n_done_in_batch)` after each batch."""
+        """(n, dim) float32, unit-norm rows. `progress(n_done_in_batch)` after each batch.
+
+        Texts are embedded in order of length so each batch pads to similar lengths (the
+        transformer's cost is batch x longest), then put back in input order.
+        """
         out = np.empty((len(texts), self.dim), np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
         for i in range(0, len(texts), self.batch_size):
-            batch = list(texts[i : i + self.batch_size])
-            out[i : i + len(batch)] = self.model.encode(
-                batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            rows = order[i : i + self.batch_size]
+            out[rows] = self.model.encode(
+                [texts[j] for j in rows],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
             )
             if progress:
-                progress(len(batch))
+                progress(len(rows))
         return out
 
 

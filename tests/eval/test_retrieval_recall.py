@@ -21,7 +21,10 @@ def test_hybrid_recall_on_hotpotqa(tmp_path):
     chunks, qs, gold = hotpot_paragraphs(HOTPOT)
     assert len(qs) == 300 and all(len(g) == 2 for g in gold)
     idx = Index.build(chunks, tmp_path / "idx")
-    r = {m: recall_at_k(idx.search(qs, 10, m).ids, gold, [2, 5, 10]) for m in ("bm25", "dense", "hybrid")}
+    r = {
+        m: recall_at_k(idx.search(qs, 10, m).ids, gold, [2, 5, 10])
+        for m in ("bm25", "dense", "hybrid")
+    }
     best_single = max(r["bm25"][10], r["dense"][10])
     assert r["hybrid"][10] >= best_single - 0.02, r
     assert r["bm25"][10] > 0.5 and r["dense"][10] > 0.5, r  # both retrievers actually work
