@@ -103,3 +103,10 @@ def test_rrf_sums_reciprocal_ranks():
     r = rrf([a, b], k=3, c=60)
     assert r.ids[0].tolist() == [1, 3, 2]
     assert r.scores[0, 0] == pytest.approx(1 / 61 + 1 / 62)
+
+
+def test_hnsw_option_matches_exact_on_small_index(tmp_path, index):
+    idx = Index.build(_chunks(), tmp_path / "hnsw", methods=("dense",), hnsw=True)
+    assert (idx.path / "dense" / "hnsw.faiss").exists() and idx.params["dense"]["hnsw"] is True
+    q = ["feline pets that purr", "install a python package"]
+    assert (idx.search(q, 2, "dense").ids == index.search(q, 2, "dense").ids).all()
