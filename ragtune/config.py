@@ -88,7 +88,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[T], path: str | Path | None = None, **overrides: Any) -> T:
+def load_config(cls: type[T], path: str | Path | None = None, /, **overrides: Any) -> T:
     """Build `cls` from an optional YAML file, then `overrides` (which win)."""
     data = read_yaml(path) if path else {}
     names = {f.name: f for f in _fields(cls)}
@@ -152,7 +152,7 @@ def typer_command(cls: type[T], run: Callable[[T], Any]) -> Callable[..., Any]:
     fields_by_name = {f.name: f for f in _fields(cls)}
 
     def command(ctx, **kwargs):
-        path = kwargs.pop("config")
+        config_file = kwargs.pop("config")
         given = {}
         for name, value in kwargs.items():
             src = ctx.get_parameter_source(name)
@@ -166,7 +166,7 @@ def typer_command(cls: type[T], run: Callable[[T], Any]) -> Callable[..., Any]:
                 given[name] = value
             elif src_name not in ("DEFAULT", "COMMANDLINE") and value not in (None, [], ()):
                 given[name] = value  # e.g. from an environment variable
-        cfg = load_config(cls, path, **given)
+        cfg = load_config(cls, config_file, **given)
         for f in _fields(cls):
             if f.metadata.get("required") and getattr(cfg, f.name) in (None, "", [], ()):
                 raise ConfigError(

@@ -126,3 +126,33 @@ def make_tiny_llama(
     )
     LlamaForCausalLM(cfg).save_pretrained(path)
     return path
+
+
+def fake_teacher_reply(messages: Messages) -> str:
+    """A deterministic stand-in for a RAFT teacher (for FakeOpenAIServer and DummyLM).
+
+    Question prompts get one question per line about the passage's sentences; answer prompts get
+    a chain of thought that quotes the context's first sentence verbatim and ends with
+    <ANSWER>: (the first five words of that sentence).
+    """
+    import re
+
+    from ragtune.corpus.chunking import sentence_spans
+
+    user = messages[-1]["content"]
+    system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+    if "questions" in system or "requests" in system:
+        n = int(m.group(1)) if (m := re.search(r"write (\d+)", system, re.I)) else 3
+        passage = user.split("Passage:", 1)[-1]
+        sents = [passage[s:e] for s, e in sentence_spans(passage)] or [passage]
+        qs = []
+        for i in range(n):
+            words = re.findall(r"\w+", sents[i % len(sents)])[:4]
+            qs.append(f"{i + 1}. What does the text say about {' '.join(words)} (part {i})?")
+        return "\n".join(qs)
+    m = re.search(r"(?:Context|API documentation): (.*?)\n\n(?:Answer|Write)", user, re.S)
+    ctx = m.group(1) if m else user
+    spans = sentence_spans(ctx)
+    first = ctx[spans[0][0] : spans[0][1]] if spans else ctx
+    answer = " ".join(first.split()[:5])
+    return f"The context says ##begin_quote##{first}##end_quote##.\n<ANSWER>: {answer}"

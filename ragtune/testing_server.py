@@ -134,6 +134,7 @@ class FakeOpenAIServer:
         api_key: str | None = None,
         retry_after: str | float = "0",
         timeout_sleep: float = 2.0,
+        latency: float = 0.0,
         supports_logprobs: bool = True,
         honour_stop: bool = True,
         include_usage: bool = True,
@@ -164,6 +165,7 @@ class FakeOpenAIServer:
         self.api_key = api_key
         self.retry_after = str(retry_after)
         self.timeout_sleep = float(timeout_sleep)
+        self.latency = float(latency)  # seconds added to every chat reply (a model's think time)
         self.supports_logprobs = supports_logprobs
         self.honour_stop = honour_stop
         self.include_usage = include_usage
@@ -412,6 +414,9 @@ class FakeOpenAIServer:
                         return
                     kind = "ok"
                 if kind == "ok":
+                    if srv.latency and srv._stopping.wait(srv.latency):
+                        self.close_connection = True
+                        return
                     self._send(200, srv._chat_reply(body))
                 elif kind == "429":
                     ra = arg or srv.retry_after

@@ -163,3 +163,7 @@ def print_answer(ans) -> None:
 app.command("index")(typer_command(IndexConfig, run_index))
 app.command("search")(typer_command(SearchConfig, run_search))
 app.command("ask")(typer_command(AskConfig, run_ask))
+
+from ragtune.cli.raft import raft_app  # noqa: E402
+
+app.add_typer(raft_app, name="raft")

@@ -1,0 +1,164 @@
+"""Assemble RAFT examples: oracle(s) + k distractors, oracle kept with probability P, shuffled.
+
+Distractors never repeat within an example and are never the oracle or a near-duplicate of it
+(word-set Jaccard ≥ `near_dup`). When the oracle is dropped, its slot goes to one more
+distractor, so every example shows the same number of documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ragtune.errors import DataError
+from ragtune.raft import prompts as P
+from ragtune.raft.types import QAItem, RaftExample
+
+_WORD = re.compile(r"\w+")
+
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def item_rng(seed: int, key: str) -> np.random.Generator:
+    """A generator that depends only on (seed, key): results don't depend on worker order."""
+    h = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "little")
+    return np.random.default_rng([seed, h])
+
+
+def instruction(docs: list[str], question: str) -> str:
+    """The reference's prompt: each document as <DOCUMENT>…</DOCUMENT> on its own line, then the question."""
+    return "".join(f"<DOCUMENT>{d}</DOCUMENT>\n" for d in docs) + question
+
+
+class DistractorPicker:
+    def __init__(self, pool: list[str], mode: str = "random", near_dup: float = 0.8) -> None:
+        if mode not in ("random", "hard"):
+            raise DataError(f"distractor mode {mode!r} is unknown; use 'random' or 'hard'")
+        seen: set[str] = set()
+        self.pool = [t for t in pool if not (t in seen or seen.add(t))]  # distinct, in order
+        self.words = [words(t) for t in self.pool]
+        self.mode, self.near_dup = mode, near_dup
+        self._bm25 = None
+        self._tmp = None
+        if mode == "hard" and self.pool:
+            from ragtune.retrieval.bm25 import BM25Index
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="ragtune-raft-")
+            self._bm25 = BM25Index.build(self.pool, Path(self._tmp.name) / "bm25")
+
+    def _ok(self, cand_words, oracle_words, picked_words) -> bool:
+        return all(jaccard(cand_words, o) < self.near_dup for o in oracle_words) and all(
+            jaccard(cand_words, p) < 1.0 for p in picked_words
+        )
+
+    def pick(
+        self,
+        question: str,
+        oracles: list[str],
+        k: int,
+        rng: np.random.Generator,
+        own: list[str] | None = None,
+        avoid: list[str] | None = None,
+    ) -> list[str]:
+        """k distractors: the item's own candidates first (in random order), then the pool.
+
+        `avoid`: substrings that disqualify a candidate (e.g. `api_name: X` for another version
+        of the oracle's own API, which would answer the question too).
+        """
+        ow = [words(o) for o in oracles]
+        picked: list[str] = []
+        pw: list[frozenset[str]] = []
+
+        def consider(text: str, tw: frozenset[str]) -> bool:
+            if text in oracles or text in picked or any(a in text for a in avoid or ()):
+                return False
+            if not self._ok(tw, ow, pw):
+                return False
+            picked.append(text)
+            pw.append(tw)
+            return len(picked) >= k
+
+        for i in rng.permutation(len(own or [])):
+            if consider(own[i], words(own[i])):
+                return picked
+        if self.mode == "hard" and self._bm25 is not None:
+            res = self._bm25.search([question], min(len(self.pool), 4 * k + 16))
+            order = [int(i) for i in res.ids[0] if i >= 0]
+            rest = [i for i in rng.permutation(len(self.pool)) if i not in set(order)]
+            order += rest  # top-ranked first, then random, so k is always reachable
+        else:
+            order = rng.permutation(len(self.pool))
+        for i in order:
+            if consider(self.pool[i], self.words[i]):
+                return picked
+        raise DataError(
+            f"only {len(picked)} distinct distractors (not the oracle or a near-duplicate of it) "
+            f"are available for a question, but k = {k}; add documents to the corpus or lower "
+            "--distractors"
+        )
+
+
+def assemble(
+    item: QAItem,
+    cot: str,
+    answer: str,
+    *,
+    k: int,
+    p: float,
+    picker: DistractorPicker,
+    seed: int,
+    refusal_rate: float = 0.0,
+    no_cot: bool = False,
+) -> RaftExample:
+    rng = item_rng(seed, item.id)
+    keep = bool(rng.random() < p)
+    n_docs = k + len(item.oracle)  # the same count whether or not the oracle is kept
+    distractors = picker.pick(
+        item.question,
+        item.oracle,
+        n_docs - (len(item.oracle) if keep else 0),
+        rng,
+        item.distractors,
+    )
+    docs = (list(item.oracle) if keep else []) + distractors
+    perm = rng.permutation(len(docs))
+    docs = [docs[i] for i in perm]
+    oracle_idx = (
+        sorted(int(np.where(perm == j)[0][0]) for j in range(len(item.oracle))) if keep else []
+    )
+    refuse = (not keep) and refusal_rate > 0 and bool(rng.random() < refusal_rate)
+    if refuse:
+        cot, answer = P.REFUSAL, "I don't know"
+    elif no_cot:
+        cot = f"{P.ANSWER_TAG} {answer}"
+    return RaftExample(
+        id=item.id,
+        type=item.type,
+        question=item.question,
+        documents=docs,
+        oracle_present=keep,
+        oracle_index=oracle_idx[0] if oracle_idx else -1,
+        oracle_indices=oracle_idx,
+        oracle=list(item.oracle),
+        cot_answer=cot,
+        answer=answer,
+        instruction=instruction(docs, item.question),
+        group=item.group,
+        meta={**item.meta, "refusal": refuse},
+    )
+
+
+def split_of(group: str, seed: int, valid: float, test: float) -> str:
+    """train / valid / test by a hash of the group, so a group never straddles splits."""
+    u = item_rng(seed, "split:" + group).random()
+    return "test" if u < test else ("valid" if u < test + valid else "train")

@@ -1,0 +1,41 @@
+"""Checks on a chain-of-thought answer: the <ANSWER>: tag is there and every quote is real."""
+
+from __future__ import annotations
+
+import re
+
+from ragtune.raft.prompts import ANSWER_TAG, BEGIN_QUOTE, END_QUOTE
+
+_QUOTE = re.compile(re.escape(BEGIN_QUOTE) + r"(.*?)" + re.escape(END_QUOTE), re.S)
+_WS = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Lowercase and collapse whitespace (quotes may be re-wrapped by the teacher)."""
+    return _WS.sub(" ", text).strip().lower()
+
+
+def quotes(cot: str) -> list[str]:
+    return [q for q in (m.strip() for m in _QUOTE.findall(cot)) if q]
+
+
+def final_answer(cot: str) -> str | None:
+    """The text after the last <ANSWER>: tag, or None when the tag is missing."""
+    i = cot.rfind(ANSWER_TAG)
+    return cot[i + len(ANSWER_TAG) :].strip() if i >= 0 else None
+
+
+def check(cot: str, oracles: list[str]) -> str | None:
+    """None when `cot` is acceptable, else the reason it is not (a drop-counter key)."""
+    ans = final_answer(cot)
+    if ans is None:
+        return "missing_answer_tag"
+    if not ans:
+        return "empty_answer"
+    if cot.count(BEGIN_QUOTE) != cot.count(END_QUOTE):
+        return "unbalanced_quote_markers"
+    norm_oracles = [normalise(o) for o in oracles]
+    for q in quotes(cot):
+        if not any(normalise(q) in o for o in norm_oracles):
+            return "quote_not_in_oracle"
+    return None

@@ -1,0 +1,216 @@
+"""The RAFT builder on real files: offline teacher, LLM teacher on a loopback server, faults."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ragtune.errors import ConfigError, DataError
+from ragtune.examples import GLIMMERDB
+from ragtune.raft.build import Builder, RaftConfig, corpus_units
+from ragtune.raft.examples import DistractorPicker, item_rng
+from ragtune.raft.prompts import ANSWER_TAG, BEGIN_QUOTE, END_QUOTE
+from ragtune.raft.verify import check
+from ragtune.testing import fake_teacher_reply
+from ragtune.testing_server import FakeOpenAIServer
+
+API = GLIMMERDB / "api.jsonl"
+
+
+def build(paths, out, **kw):
+    cfg = RaftConfig(out=str(out), **kw)
+    units, pool, source = corpus_units([str(p) for p in paths], cfg)
+    return Builder(cfg, units, pool, source).run()
+
+
+def raw(out, split="train"):
+    return [
+        json.loads(line) for line in (Path(out) / "raw" / f"{split}.jsonl").read_text().splitlines()
+    ]
+
+
+def all_raw(out):
+    return [r for s in ("train", "valid", "test") for r in raw(out, s)]
+
+
+def make_records(path: Path, n: int) -> Path:
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(
+                json.dumps(
+                    {
+                        "api_name": f"lib.func_{i}",
+                        "api_call": f"lib.func_{i}(x, level={i})",
+                        "description": f"Compute the {i}-th widget transform number {i * 7} of x.",
+                        "returns": f"Widget{i}",
+                    }
+                )
+                + "\n"
+            )
+    return path
+
+
+def test_offline_build_structure(tmp_path):
+    m = build([API], tmp_path / "o", distractors=3)
+    rows = all_raw(tmp_path / "o")
+    assert m["examples"] == len(rows) > 8
+    for r in rows:
+        assert len(r["documents"]) == 4  # oracle + 3, or 4 distractors when it is dropped
+        assert len(set(r["documents"])) == 4  # never a duplicate
+        if r["oracle_present"]:
+            assert r["documents"][r["oracle_index"]] == r["oracle"][0]
+        else:
+            assert r["oracle_index"] == -1 and r["oracle"][0] not in r["documents"]
+        assert r["instruction"].startswith("<DOCUMENT>") and r["instruction"].endswith(
+            r["question"]
+        )
+        assert r["instruction"].count("<DOCUMENT>") == 4
+        assert check(r["cot_answer"], r["oracle"]) is None
+        assert r["cot_answer"].rsplit(ANSWER_TAG, 1)[1].strip() == r["answer"]
+        assert BEGIN_QUOTE in r["cot_answer"] and END_QUOTE in r["cot_answer"]
+    # API questions do not name the API
+    api_qs = [r for r in rows if r["type"] == "api call" and r["question"].startswith("Which API")]
+    assert api_qs and all(r["answer"].split("(")[0] not in r["question"] for r in api_qs)
+
+
+def test_p_fraction_splits_by_group_and_determinism(tmp_path):
+    recs = make_records(tmp_path / "recs.jsonl", 120)
+    build([recs], tmp_path / "a", p=0.8, seed=3, questions=2)
+    rows = all_raw(tmp_path / "a")
+    share = sum(r["oracle_present"] for r in rows) / len(rows)
+    assert len(rows) == 240 and 0.72 <= share <= 0.88
+    groups = {s: {r["group"] for r in raw(tmp_path / "a", s)} for s in ("train", "valid", "test")}
+    assert not (groups["train"] & groups["valid"]) and not (groups["train"] & groups["test"])
+    assert groups["valid"] and groups["test"]
+    build([recs], tmp_path / "b", p=0.8, seed=3, questions=2, workers=1)
+    assert (tmp_path / "a" / "raw" / "train.jsonl").read_text() == (
+        tmp_path / "b" / "raw" / "train.jsonl"
+    ).read_text()
+    build([recs], tmp_path / "c", p=0.8, seed=4, questions=2)
+    assert [r["documents"] for r in all_raw(tmp_path / "c")] != [r["documents"] for r in rows]
+    build([recs], tmp_path / "d", p=0.0, questions=1)
+    assert not any(r["oracle_present"] for r in all_raw(tmp_path / "d"))
+
+
+def test_formats_load_with_datasets(tmp_path):
+    from datasets import load_dataset
+
+    build([API], tmp_path / "o", distractors=2, system_prompt="Be exact.")
+    chat = load_dataset("json", data_files=str(tmp_path / "o" / "chat" / "train.jsonl"))["train"]
+    assert [m["role"] for m in chat[0]["messages"]] == ["system", "user", "assistant"]
+    comp = load_dataset("json", data_files=str(tmp_path / "o" / "completion" / "train.jsonl"))[
+        "train"
+    ]
+    assert comp[0]["completion"].endswith("</s>") and "<DOCUMENT>" in comp[0]["prompt"]
+    rawds = load_dataset("json", data_files=str(tmp_path / "o" / "raw" / "train.jsonl"))["train"]
+    assert {
+        "question",
+        "documents",
+        "oracle_present",
+        "oracle_index",
+        "cot_answer",
+        "answer",
+    } <= set(rawds.column_names)
+    build([API], tmp_path / "p", distractors=2, output_type="parquet", format=["chat"])
+    pq = load_dataset("parquet", data_files=str(tmp_path / "p" / "chat" / "train.parquet"))["train"]
+    assert len(pq) == len(chat) or len(pq) > 0
+    from datasets import load_from_disk
+
+    assert len(load_from_disk(str(tmp_path / "o" / "hf"))["train"]) == len(rawds)
+
+
+def test_refusal_and_no_cot(tmp_path):
+    recs = make_records(tmp_path / "r.jsonl", 30)
+    build([recs], tmp_path / "o", p=0.0, refusal_rate=1.0, questions=1)
+    assert all(
+        r["answer"] == "I don't know" and r["meta"]["refusal"] for r in all_raw(tmp_path / "o")
+    )
+    build([recs], tmp_path / "n", no_cot=True, questions=1)
+    assert all(r["cot_answer"] == f"{ANSWER_TAG} {r['answer']}" for r in all_raw(tmp_path / "n"))
+
+
+def test_hard_distractors_are_lexical_neighbours_not_near_duplicates():
+    pool = [
+        "The lease of a shard lasts thirty seconds by default.",
+        "The lease of a shard lasts thirty seconds by default!",  # near-duplicate of the oracle
+        "A lease on a shard may be renewed while the writer is alive.",
+        "Bananas are yellow fruit rich in potassium.",
+        "Compaction merges log segments of a shard.",
+        "Snapshots are compressed with zstd.",
+    ]
+    picker = DistractorPicker(pool, "hard")
+    got = picker.pick("How long does a shard lease last?", [pool[0]], 2, item_rng(0, "x"))
+    assert pool[0] not in got and pool[1] not in got
+    assert got[0] == pool[2]
+    with pytest.raises(DataError, match="lower --distractors"):
+        picker.pick("q", [pool[0]], 5, item_rng(0, "x"))
+
+
+def test_verification_reasons():
+    oracle = ["The vault opens in read-only mode with mode='ro'."]
+    ok = f"It says {BEGIN_QUOTE}the vault opens in read-only  mode{END_QUOTE}.\n{ANSWER_TAG} ro"
+    assert check(ok, oracle) is None  # case and whitespace normalised
+    assert check("no tag here", oracle) == "missing_answer_tag"
+    assert check(f"{BEGIN_QUOTE}made up{END_QUOTE} {ANSWER_TAG} x", oracle) == "quote_not_in_oracle"
+    assert check(f"{ANSWER_TAG}  ", oracle) == "empty_answer"
+
+
+def test_llm_teacher_faults_give_the_same_records(tmp_path):
+    kw = dict(distractors=3, questions=2, workers=3)
+    with FakeOpenAIServer(reply=fake_teacher_reply) as srv:
+        build([API], tmp_path / "clean", teacher=f"openai:fake@{srv.base_url}", **kw)
+    faults = ["timeout", "429", "500", "malformed", "ok", "503", "drop", "badjson", "429"]
+    with FakeOpenAIServer(reply=fake_teacher_reply, faults=faults, timeout_sleep=3.0) as srv:
+        import ragtune.llm.openai as oa
+
+        orig = oa.OpenAILM.__init__
+
+        def fast(self, *a, **k):  # tiny backoff and a short timeout so the test takes seconds
+            orig(self, *a, **{**k, "backoff_base": 0.01, "timeout": 1.0})
+
+        oa.OpenAILM.__init__ = fast
+        try:
+            m = build([API], tmp_path / "faulty", teacher=f"openai:fake@{srv.base_url}", **kw)
+        finally:
+            oa.OpenAILM.__init__ = orig
+        log = list(srv.fault_log)
+    assert all(f in str(log) for f in ("timeout", "429", "500", "malformed"))
+    assert sum(m["teacher_retries"].values()) == len(faults) - 1  # every fault but "ok" retried
+    assert all_raw(tmp_path / "faulty") == all_raw(tmp_path / "clean")
+
+
+def test_bad_answers_are_retried_once_then_dropped(tmp_path):
+    calls = {"n": 0}
+
+    def reply(messages):
+        text = fake_teacher_reply(messages)
+        if "Question:" in messages[-1]["content"] or "Request:" in messages[-1]["content"]:
+            calls["n"] += 1
+            if "part 1" in messages[-1]["content"]:  # always invent a quote for these
+                return f"{BEGIN_QUOTE}not in the document{END_QUOTE}\n{ANSWER_TAG} x"
+        return text
+
+    with FakeOpenAIServer(reply=reply) as srv:
+        m = build(
+            [API], tmp_path / "o", teacher=f"openai:fake@{srv.base_url}", questions=2, distractors=2
+        )
+    assert m["drops"] == {"quote_not_in_oracle": 8}
+    assert m["stats"]["retried_answers"] == 8
+    assert m["examples"] == 8
+
+
+def test_clear_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no documents"):
+        build([tmp_path / "empty"], tmp_path / "o")
+    two = make_records(tmp_path / "two.jsonl", 2)
+    with pytest.raises(DataError, match="needs the oracle plus 4 distractors"):
+        build([two], tmp_path / "o")
+    with pytest.raises(ConfigError, match="unknown --format"):
+        build([API], tmp_path / "o", format=["csv"])
+    with pytest.raises(DataError, match="--teacher MODEL"):
+        build([GLIMMERDB / "changelog.txt", API], tmp_path / "o", chunk_mode="record")
+    build([API], tmp_path / "o2", distractors=2)
+    with pytest.raises(ConfigError, match="--restart"):
+        build([API], tmp_path / "o2", distractors=3)
+    build([API], tmp_path / "o2", distractors=3, restart=True)
