@@ -73,6 +73,9 @@ class RaftConfig:
     seed: int = field(default=0, metadata={"help": "Random seed (results are deterministic)."})
     workers: int = field(default=4, metadata={"help": "Concurrent units (chunks) in flight."})
     rate_limit: float = field(default=0.0, metadata={"help": "Max teacher requests/s (0: none)."})
+    concurrency: int = field(
+        default=16, metadata={"help": "Max teacher requests in flight (OpenAI-compatible endpoints)."}
+    )
     few_shot: bool | None = field(
         default=None, metadata={"help": "Few-shot teacher prompts (default: on for local models)."}
     )
@@ -172,8 +175,8 @@ class Builder:
             from ragtune.llm.spec import load_lm
             from ragtune.raft.teacher import LLMTeacher
 
-            self.lm = load_lm(cfg.teacher)
             local = not cfg.teacher.startswith("openai:")
+            self.lm = load_lm(cfg.teacher, **({} if local else {"concurrency": cfg.concurrency}))
             few = cfg.few_shot if cfg.few_shot is not None else local
             self.teacher = LLMTeacher(self.lm, few_shot=few)
         self.rate = _RateLimiter(cfg.rate_limit)

@@ -20,6 +20,8 @@ from ragtune.raft.verify import normalise
 _FIELD_LINE = re.compile(r"^([A-Za-z_][\w.]*): (.+)$")
 _LEADER = re.compile(r"^\s*(?:\d+[.)]|[-*•]|Q\d*[:.)]|Question\s*\d*[:.)])\s*", re.I)
 TITLE_FIELDS = ("api_name", "name", "title", "id")
+# Bookkeeping fields nobody asks about (who submitted a record, ids, raw metadata, long code).
+SKIP_FIELDS = ("user_name", "meta_data", "metadata", "id", "record_id", "example_code", "code")
 
 
 def parse_questions(text: str, n: int) -> list[str]:
