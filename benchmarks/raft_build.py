@@ -48,24 +48,42 @@ def main() -> None:
     corpus = tmp / "api.jsonl"
     with open(corpus, "w") as f:
         for i in range(args.records):
-            f.write(json.dumps({
-                "api_name": f"lib.op_{i}", "api_call": f"lib.op_{i}(x, n={i})",
-                "description": f"Apply operation {i} to x. It returns a Result{i}.",
-                "returns": f"Result{i}",
-            }) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "api_name": f"lib.op_{i}",
+                        "api_call": f"lib.op_{i}(x, n={i})",
+                        "description": f"Apply operation {i} to x. It returns a Result{i}.",
+                        "returns": f"Result{i}",
+                    }
+                )
+                + "\n"
+            )
 
     with FakeOpenAIServer(reply=fake_teacher_reply, latency=args.latency) as srv:
         spec = f"openai:fake@{srv.base_url}"
-        cfg = RaftConfig(out=str(tmp / "ragtune"), teacher=spec, questions=args.questions,
-                         workers=args.workers, format=["raw"])
+        cfg = RaftConfig(
+            out=str(tmp / "ragtune"),
+            teacher=spec,
+            questions=args.questions,
+            workers=args.workers,
+            format=["raw"],
+        )
         units, pool, source = corpus_units([str(corpus)], cfg)
 
         # (a) the reference's pattern, same teacher prompts and assembly
         n0 = len(srv.requests)
         t = time.perf_counter()
-        b_ref = Builder(RaftConfig(out=str(tmp / "ref"), teacher=spec, questions=args.questions,
-                                   format=["raw"]), units, pool, source)
-        lm = OpenAILM("fake", srv.base_url, concurrency=1)
+        b_ref = Builder(
+            RaftConfig(
+                out=str(tmp / "ref"), teacher=spec, questions=args.questions, format=["raw"]
+            ),
+            units,
+            pool,
+            source,
+        )
+        # one connection per reference thread, each sending one request at a time
+        lm = OpenAILM("fake", srv.base_url, concurrency=2)
         teacher = LLMTeacher(lm)
 
         def ref_chunk(u):
@@ -75,8 +93,17 @@ def main() -> None:
                 [cot] = teacher.answers([(q, u.chunk, None)], u.kind)
                 if check(cot, [u.chunk]) is None:
                     it = QAItem(stable_id(u.key, q), q, [u.chunk], None, None, None, u.key, u.kind)
-                    out.append(assemble(it, cot, final_answer(cot) or "", k=4, p=0.8,
-                                        picker=b_ref.picker, seed=0).to_dict())
+                    out.append(
+                        assemble(
+                            it,
+                            cot,
+                            final_answer(cot) or "",
+                            k=4,
+                            p=0.8,
+                            picker=b_ref.picker,
+                            seed=0,
+                        ).to_dict()
+                    )
             return out
 
         with ThreadPoolExecutor(2) as ex:
@@ -91,20 +118,33 @@ def main() -> None:
         ours_s = time.perf_counter() - t
         ours_calls = len(srv.requests) - n0
 
-    ours_rows = [json.loads(line) for s in ("train", "valid", "test")
-                 for line in (tmp / "ragtune" / "raw" / f"{s}.jsonl").read_text().splitlines()]
+    ours_rows = [
+        json.loads(line)
+        for s in ("train", "valid", "test")
+        for line in (tmp / "ragtune" / "raw" / f"{s}.jsonl").read_text().splitlines()
+    ]
     key = lambda r: r["id"]  # noqa: E731
     strip = lambda r: {k: v for k, v in r.items() if k != "split"}  # noqa: E731
     same = sorted(map(strip, ours_rows), key=key) == sorted(map(strip, ref_rows), key=key)
 
-    t = Table(title=f"{args.records} chunks x {args.questions} questions, teacher latency "
-                    f"{args.latency * 1000:.0f} ms; same records: {same}")
+    t = Table(
+        title=f"{args.records} chunks x {args.questions} questions, teacher latency "
+        f"{args.latency * 1000:.0f} ms; same records: {same}"
+    )
     for c in ("", "wall s", "teacher calls", "records"):
         t.add_column(c)
-    t.add_row("reference pattern (2 threads, 1 call per question)", f"{ref_s:.2f}", str(ref_calls),
-              str(len(ref_rows)))
-    t.add_row(f"ragtune Builder ({args.workers} workers, answers concurrent)", f"{ours_s:.2f}",
-              str(ours_calls), str(len(ours_rows)))
+    t.add_row(
+        "reference pattern (2 threads, 1 call per question)",
+        f"{ref_s:.2f}",
+        str(ref_calls),
+        str(len(ref_rows)),
+    )
+    t.add_row(
+        f"ragtune Builder ({args.workers} workers, answers concurrent)",
+        f"{ours_s:.2f}",
+        str(ours_calls),
+        str(len(ours_rows)),
+    )
     t.add_row("ratio", f"{ref_s / ours_s:.1f}x faster", "", "")
     Console(width=140).print(t)
     if not same:

@@ -1,4 +1,4 @@
-"""End to end on the bundled example, offline: index the GlimmerDB corpus, answer with sources.
+"""End to end on the bundled example, offline: index GlimmerDB, answer with sources, build RAFT data.
 
 make demo                      # sets up .venv, then runs this
 python runs/demo.py --out runs/out/demo
@@ -51,6 +51,25 @@ def main() -> None:
             f"{ans.seconds['generate']:.1f}s\n",
             highlight=False,
         )
+    con.rule("3. build RAFT training data from the API records (offline teacher, no LLM)")
+    from ragtune.cli.raft import RaftBuildConfig, run_build
+
+    m = run_build(
+        RaftBuildConfig(
+            paths=[os.path.join(corpus, "api.jsonl")],
+            out=f"{args.out}/raft",
+            distractors=3,
+            restart=True,
+        )
+    )
+    ex = json.loads(open(f"{args.out}/raft/raw/train.jsonl").readline())
+    con.print(f"[bold]example question:[/] {ex['question']}", highlight=False)
+    con.print(
+        f"[bold]{len(ex['documents'])} documents[/], oracle at position "
+        f"{ex['oracle_index']} (oracle kept in {m['oracle_present']}/{m['examples']} examples)",
+        highlight=False,
+    )
+    con.print(f"[bold]target:[/] {ex['cot_answer']}", highlight=False)
     con.rule(f"done in {time.time() - t0:.0f}s: gold answer in {found}/{len(questions)} answers")
 
 

@@ -90,7 +90,10 @@ class LM:
         stop: list[str] | None = None,
         seed: int | None = None,
     ) -> list[Completion]:
-        """Generate one completion per conversation in `batch` (a list of message lists)."""
+        """Generate one completion per conversation in `batch` (a list of message lists).
+
+        Local backends treat a trailing assistant message as a prefill to continue from.
+        """
         if batch and isinstance(batch[0], dict):
             raise LLMError(
                 "generate() takes a *batch* of conversations; wrap a single one: "

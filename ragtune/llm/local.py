@@ -64,7 +64,12 @@ class TransformersLM(LM):
 
     # -- helpers ------------------------------------------------------------------------
     def render(self, messages: Messages, add_generation_prompt: bool = True) -> str:
-        """The chat template applied to `messages` (plain concatenation if the model has none)."""
+        """The chat template applied to `messages` (plain concatenation if the model has none).
+
+        A trailing assistant message is a *prefill*: the reply continues from its text.
+        """
+        if add_generation_prompt and messages and messages[-1]["role"] == "assistant":
+            return self.render(messages[:-1]) + messages[-1]["content"]
         if self.tokenizer.chat_template:
             return self.tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=add_generation_prompt

@@ -74,10 +74,19 @@ class RaftConfig:
     workers: int = field(default=4, metadata={"help": "Concurrent units (chunks) in flight."})
     rate_limit: float = field(default=0.0, metadata={"help": "Max teacher requests/s (0: none)."})
     concurrency: int = field(
-        default=16, metadata={"help": "Max teacher requests in flight (OpenAI-compatible endpoints)."}
+        default=16,
+        metadata={"help": "Max teacher requests in flight (OpenAI-compatible endpoints)."},
     )
     few_shot: bool | None = field(
-        default=None, metadata={"help": "Few-shot teacher prompts (default: on for local models)."}
+        default=None,
+        metadata={"help": "Add a worked example to the teacher prompts (off by default)."},
+    )
+    scaffold: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Prefill the CoT's shape (quote, then <ANSWER>:) so small local teachers "
+            "follow it (default: on for local models; endpoints can't prefill)."
+        },
     )
     max_chunks: int | None = field(default=None, metadata={"help": "Use only the first N chunks."})
     restart: bool = field(default=False, metadata={"help": "Discard a previous run's checkpoint."})
@@ -103,6 +112,8 @@ class RaftConfig:
             "refusal_rate",
             "no_cot",
             "seed",
+            "few_shot",
+            "scaffold",
             "text_field",
             "chunk_size",
             "chunk_overlap",
@@ -177,8 +188,9 @@ class Builder:
 
             local = not cfg.teacher.startswith("openai:")
             self.lm = load_lm(cfg.teacher, **({} if local else {"concurrency": cfg.concurrency}))
-            few = cfg.few_shot if cfg.few_shot is not None else local
-            self.teacher = LLMTeacher(self.lm, few_shot=few)
+            few = bool(cfg.few_shot)
+            scaffold = cfg.scaffold if cfg.scaffold is not None else local
+            self.teacher = LLMTeacher(self.lm, few_shot=few, scaffold=scaffold)
         self.rate = _RateLimiter(cfg.rate_limit)
 
     # -- one unit ------------------------------------------------------------------------

@@ -44,12 +44,17 @@ class LLMTeacher:
         max_tokens_questions: int = 256,
         max_tokens_answer: int = 512,
         temperature: float = 0.0,
+        scaffold: bool = False,
     ) -> None:
         self.lm = lm
         self.few_shot = few_shot
+        self.scaffold = scaffold  # prefilled answer shape (local models only: needs prefill)
+        self._focus: dict[str, str] = {}  # scaffolded question -> the sentence it was asked about
         self.mtq, self.mta, self.temperature = max_tokens_questions, max_tokens_answer, temperature
 
     def questions(self, chunk: str, n: int, kind: str = "general") -> list[str]:
+        if self.scaffold and kind != "api call":
+            return self._scaffolded_questions(chunk, n)
         system = (P.QUESTIONS_API if kind == "api call" else P.QUESTIONS_GENERAL).format(n=n)
         msgs = [{"role": "system", "content": system}]
         if self.few_shot and kind != "api call":
@@ -76,8 +81,67 @@ class LLMTeacher:
             batch.append(msgs)
         # A second attempt samples a little, so a deterministic teacher can say something else.
         temp = self.temperature if attempt == 0 else max(self.temperature, 0.7)
+        if self.scaffold:
+            return self._scaffolded(batch, items, temp, attempt)
         outs = self.lm.generate(batch, max_tokens=self.mta, temperature=temp, seed=attempt or None)
         return [o.text.strip() for o in outs]
+
+    # -- scaffolded mode, for small local teachers -----------------------------------------
+    # A 135M model cannot follow the full RAFT instructions, but it can do each small step when
+    # the text around it is prefilled: write one question about one sentence, then finish
+    # "<ANSWER>:" after a quote. ragtune picks the sentence (so the quote is verbatim by
+    # construction); the model writes the question and the answer.
+    def _focus_sentences(self, chunk: str, n: int) -> list[str]:
+        sents = [chunk[s:e] for s, e in sentence_spans(chunk)]
+        good = [
+            x for x in sents if 40 <= len(x) <= 300 and not x.lstrip().startswith(("#", "-", "*"))
+        ]
+        good = good or sents
+        if len(good) <= n:
+            return good
+        step = len(good) / n
+        return [good[int(i * step)] for i in range(n)]
+
+    def _scaffolded_questions(self, chunk: str, n: int) -> list[str]:
+        focus = self._focus_sentences(chunk, n)
+        batch = [
+            [
+                {
+                    "role": "user",
+                    "content": f"Write one question that this sentence answers.\nSentence: {f}",
+                },
+                {"role": "assistant", "content": "Question:"},
+            ]
+            for f in focus
+        ]
+        outs = self.lm.generate(batch, max_tokens=40, temperature=self.temperature, stop=["\n"])
+        qs = []
+        for f, o in zip(focus, outs, strict=True):
+            q = o.text.strip().split("?")[0].strip()
+            if len(q) >= 8:
+                q += "?"
+                self._focus[q] = f
+                qs.append(q)
+        return parse_questions("\n".join(qs), n)
+
+    def _scaffolded(self, batch: list, items: list, temp: float, attempt: int) -> list[str]:
+        # The small model answers a plain question best: a short prompt, the quote prefilled.
+        batch = [
+            [{"role": "user", "content": f"{ctx}\n\nQuestion: {q}\nAnswer in a few words."}]
+            for q, ctx, _ in items
+        ]
+        mids = []
+        for q, ctx, gold in items:
+            quote = self._focus.get(q) or best_quote(q, gold, [ctx])
+            mids.append(f"The context states {P.BEGIN_QUOTE}{quote}{P.END_QUOTE}.\n{P.ANSWER_TAG}")
+        outs = self.lm.generate(
+            [m + [{"role": "assistant", "content": x}] for m, x in zip(batch, mids, strict=True)],
+            max_tokens=48,
+            stop=["\n"],
+            temperature=temp,
+            seed=attempt or None,
+        )
+        return [f"{x} {o.text.strip()}" for x, o in zip(mids, outs, strict=True)]
 
 
 def record_fields(text: str) -> list[tuple[str, str]]:
@@ -141,13 +205,10 @@ class RecordTeacher:
         return out[:n]
 
 
-def template_cot(question: str, answer: str, oracles: list[str]) -> str:
-    """A chain of thought quoting the oracle span that holds the answer.
-
-    Candidate spans are sentences and lines (records are `key: value` lines). The shortest span
-    containing the answer wins; when none does, the one sharing most words with the question.
-    """
-    na = normalise(answer)
+def best_quote(question: str, answer: str | None, oracles: list[str]) -> str:
+    """The oracle span to quote: the shortest sentence or line holding the answer, else the one
+    sharing most words with the question (records are `key: value` lines, prose is sentences)."""
+    na = normalise(answer or "")
     qwords = set(re.findall(r"\w+", question.lower()))
     best, best_key = "", (-1, -1)
     for doc in oracles:
@@ -166,7 +227,13 @@ def template_cot(question: str, answer: str, oracles: list[str]) -> str:
             key = (1, -len(sent)) if has else (0, overlap)
             if key > best_key:
                 best, best_key = sent, key
+    return best
+
+
+def template_cot(question: str, answer: str, oracles: list[str]) -> str:
+    """A chain of thought quoting the oracle span that holds the answer (no LLM)."""
+    quote = best_quote(question, answer, oracles)
     return (
-        f"The relevant document says {P.BEGIN_QUOTE}{best}{P.END_QUOTE}. "
+        f"The relevant document says {P.BEGIN_QUOTE}{quote}{P.END_QUOTE}. "
         f"From this, the answer is {answer}.\n{P.ANSWER_TAG} {answer}"
     )

@@ -25,6 +25,18 @@ def final_answer(cot: str) -> str | None:
     return cot[i + len(ANSWER_TAG) :].strip() if i >= 0 else None
 
 
+def degenerate(answer: str) -> bool:
+    """A looping answer (a 3-5 word phrase repeated 3+ times) or a copied placeholder."""
+    if "<answer>" in answer.lower():
+        return True
+    w = answer.lower().split()
+    for n in (3, 4, 5):
+        grams = [tuple(w[i : i + n]) for i in range(len(w) - n + 1)]
+        if grams and max(grams.count(g) for g in set(grams)) >= 3:
+            return True
+    return False
+
+
 def check(cot: str, oracles: list[str]) -> str | None:
     """None when `cot` is acceptable, else the reason it is not (a drop-counter key)."""
     ans = final_answer(cot)
@@ -32,6 +44,8 @@ def check(cot: str, oracles: list[str]) -> str | None:
         return "missing_answer_tag"
     if not ans:
         return "empty_answer"
+    if degenerate(ans):
+        return "degenerate_answer"
     if cot.count(BEGIN_QUOTE) != cot.count(END_QUOTE):
         return "unbalanced_quote_markers"
     norm_oracles = [normalise(o) for o in oracles]

@@ -74,3 +74,24 @@ def test_stop_and_dummy():
     assert len(lm.calls) == 3
     with pytest.raises(LLMError, match="batch"):
         lm.generate([{"role": "user", "content": "x"}])
+
+
+def test_trailing_assistant_message_is_a_prefill(tiny):
+    lm = TransformersLM(tiny, threads=1)
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Sure: ##begin"}]
+    assert lm.render(msgs).endswith("<|assistant|>Sure: ##begin")
+    assert lm.render(msgs[:1]).endswith("<|assistant|>")
+
+
+def test_scaffolded_teacher_answers_have_the_raft_shape(tiny):
+    from ragtune.raft.prompts import ANSWER_TAG, BEGIN_QUOTE, END_QUOTE
+    from ragtune.raft.teacher import LLMTeacher
+
+    t = LLMTeacher(TransformersLM(tiny, threads=1), scaffold=True)
+    ctx = "Intro words here. The fox is quick and brown. Dogs are lazy animals."
+    qs = t.questions(ctx, 2)  # gibberish from a random model, but one question per sentence
+    assert len(qs) <= 2 and all(q.endswith("?") for q in qs)
+    [cot] = t.answers([("How quick is the fox?", ctx, None)])
+    # the quote is chosen by ragtune (best matching sentence), verbatim; the model fills the answer
+    assert cot.startswith(f"The context states {BEGIN_QUOTE}The fox is quick and brown.{END_QUOTE}")
+    assert cot.count(END_QUOTE) == 1 and f"{END_QUOTE}.\n{ANSWER_TAG}" in cot

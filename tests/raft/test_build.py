@@ -214,3 +214,14 @@ def test_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="--restart"):
         build([API], tmp_path / "o2", distractors=3)
     build([API], tmp_path / "o2", distractors=3, restart=True)
+
+
+def test_degenerate_answers():
+    from ragtune.raft.verify import degenerate
+
+    assert degenerate("The answer is: The answer is: The answer is: The answer is:")
+    assert degenerate("<answer>: x")
+    assert not degenerate(
+        "Moves the specified thread to the trash. Any messages that belong to the thread are "
+        "also moved to the trash."
+    )
