@@ -123,6 +123,9 @@ def make_tiny_llama(
         bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id,
         tie_word_embeddings=True,
+        # Large init: with small embeddings the tied output layer cannot produce confident
+        # logits, and LoRA (which leaves embeddings and norms frozen) could not lower the loss.
+        initializer_range=0.5,
     )
     LlamaForCausalLM(cfg).save_pretrained(path)
     return path

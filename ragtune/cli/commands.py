@@ -167,3 +167,7 @@ app.command("ask")(typer_command(AskConfig, run_ask))
 from ragtune.cli.raft import raft_app  # noqa: E402
 
 app.add_typer(raft_app, name="raft")
+
+from ragtune.cli.train import register as _register_train  # noqa: E402
+
+_register_train(app)

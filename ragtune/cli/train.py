@@ -1,0 +1,78 @@
+"""`ragtune train` and `ragtune merge`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.console import Console
+
+from ragtune.config import typer_command
+from ragtune.train.trainer import TrainConfig
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def run_train(cfg: TrainConfig) -> dict:
+    """LoRA fine-tuning; resumes from the newest checkpoint in --out; Ctrl-C saves one."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from ragtune.train.trainer import train
+
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err,
+    ) as prog:
+        task = prog.add_task("train", total=None, info="loading")
+
+        def progress(step: int, total: int, rec: dict) -> None:
+            info = f"loss {rec['loss']:.3f}  {rec['tokens_per_s']:.0f} tok/s"
+            prog.update(task, completed=step, total=total, info=info)
+
+        try:
+            s = train(cfg, progress=progress)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: checkpoint saved in {cfg.out}; run the same command to resume")
+            raise SystemExit(130) from None
+    console.print(
+        f"[green]trained[/] {s['steps']} steps on {s['examples']} examples (resumed from step "
+        f"{s['resumed_from']}): loss {s['first_loss']:.3f} → {s['last_loss']:.3f}"
+        + (f", eval loss {s['eval_loss']:.3f}" if s["eval_loss"] is not None else "")
+        + f"; {s['tokens_per_s']:.0f} tokens/s → {cfg.out}/adapter",
+        highlight=False,
+    )
+    return s
+
+
+@dataclass
+class MergeConfig:
+    """Fold a LoRA adapter into its base model; writes a full model directory."""
+
+    adapter: str = field(default="", metadata={"help": "PEFT adapter directory.", "required": True})
+    out: str = field(default="", metadata={"help": "Output model directory.", "required": True})
+
+
+def run_merge(cfg: MergeConfig):
+    """Fold a LoRA adapter into its base model."""
+    from ragtune.train.trainer import merge
+
+    out = merge(cfg.adapter, cfg.out)
+    console.print(f"[green]merged[/] {cfg.adapter} → {out}", highlight=False)
+    return out
+
+
+def register(app) -> None:
+    app.command("train")(typer_command(TrainConfig, run_train))
+    app.command("merge")(typer_command(MergeConfig, run_merge))

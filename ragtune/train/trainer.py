@@ -1,0 +1,395 @@
+"""LoRA fine-tuning of a local causal LM: one loop for DSF, RAFT and (later) RoG data.
+
+    ragtune train --data out/raft --out out/raft-lora                  # RAFT chat data
+    ragtune train --data out/raft --view dsf --out out/dsf-lora        # DSF: question -> answer
+    ragtune merge --adapter out/raft-lora/adapter --out out/raft-merged
+
+Why a thin loop rather than Trainer: batches are length-grouped under a token budget (little
+padding), and the LM head runs only on the positions that carry loss (the completion), which
+on RAFT data — long documents, short answers — skips most of the 49k-way vocabulary projection.
+Checkpoints hold the adapter, optimiser, scheduler and step; a re-run of the same command
+resumes from the newest one. Ctrl-C saves a checkpoint before exiting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import ConfigError, DataError
+from ragtune.train.data import (
+    collate,
+    conversations,
+    encode_chat,
+    encode_text,
+    find_split,
+    token_batches,
+)
+
+
+@dataclass
+class TrainConfig:
+    """LoRA fine-tuning on chat (RAFT), DSF (question -> answer) or raw domain text."""
+
+    data: str = field(
+        default="",
+        metadata={
+            "help": "RAFT output dir, a chat jsonl, or text files (view=text).",
+            "required": True,
+        },
+    )
+    out: str = field(
+        default="",
+        metadata={
+            "help": "Output directory (adapter/, checkpoints, train_log.jsonl).",
+            "required": True,
+        },
+    )
+    model: str = field(
+        default="smollm2-135m", metadata={"help": "Base model spec (a local model)."}
+    )
+    view: str = field(
+        default="chat", metadata={"help": "chat | dsf | text (see ragtune.train.data)."}
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    target_modules: str = field(default="all-linear", metadata={"help": "Modules LoRA adapts."})
+    lr: float = field(default=2e-4, metadata={"help": "Peak learning rate."})
+    epochs: float = field(
+        default=1.0, metadata={"help": "Passes over the data (fractions allowed)."}
+    )
+    max_steps: int = field(
+        default=0, metadata={"help": "Stop after this many optimiser steps (0: epochs decide)."}
+    )
+    batch_tokens: int = field(
+        default=2048, metadata={"help": "Token budget per micro-batch (batch x longest)."}
+    )
+    grad_accum: int = field(default=1, metadata={"help": "Micro-batches per optimiser step."})
+    max_length: int = field(
+        default=1024, metadata={"help": "Drop examples longer than this (tokens)."}
+    )
+    warmup_ratio: float = field(
+        default=0.05, metadata={"help": "Share of steps warming up linearly."}
+    )
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    eval_every: int = field(
+        default=0, metadata={"help": "Eval loss on the valid split every N steps (0: at the end)."}
+    )
+    save_every: int = field(default=50, metadata={"help": "Checkpoint every N steps."})
+    seed: int = field(default=0, metadata={"help": "Seed for init, data order and dropout."})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads."})
+    bf16: bool = field(
+        default=False, metadata={"help": "bfloat16 autocast (CPUs with AVX512-BF16/AMX)."}
+    )
+    resume: bool = field(
+        default=True, metadata={"help": "Resume from the newest checkpoint in --out."}
+    )
+    adapter: str | None = field(
+        default=None, metadata={"help": "Start from this adapter instead of a new one."}
+    )
+
+
+def load_base(spec: str, threads: int | None = None):
+    """(model, tokenizer, base_path) for a local model spec; GGUF converted once and cached."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ragtune.llm.bundled import converted_gguf_dir, smollm2_gguf
+
+    transformers.utils.logging.disable_progress_bar()
+    if threads:
+        torch.set_num_threads(threads)
+    if spec.startswith("openai:"):
+        raise ConfigError("training needs a local model: use smollm2-135m or a model directory")
+    if spec in ("smollm2-135m", "smollm2", "default"):
+        path = converted_gguf_dir(smollm2_gguf())
+    else:
+        p = Path(spec.removeprefix("gguf:"))
+        path = converted_gguf_dir(p) if p.suffix == ".gguf" else p
+    if not (Path(path) / "config.json").exists():
+        raise ConfigError(f"{path} is not a model directory (no config.json)")
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return model, tok, str(path)
+
+
+def completion_loss(model, ids, att, labels):
+    """Mean cross-entropy over positions whose next token has a label.
+
+    Runs the transformer body on the whole batch but the LM head only on the N labelled
+    positions: hidden (B, T, H) -> selected (N, H) -> logits (N, V).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.model(input_ids=ids, attention_mask=att).last_hidden_state  # (B, T, H)
+    tgt = labels[:, 1:]  # token t+1 is predicted at position t
+    sel = tgt != -100  # (B, T-1)
+    h = hidden[:, :-1][sel]  # (N, H)
+    logits = base.lm_head(h).float()  # (N, V)
+    n = int(sel.sum())
+    if n == 0:
+        return torch.zeros((), requires_grad=True), 0
+    return F.cross_entropy(logits, tgt[sel]), n
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    cks = [p for p in out.glob("checkpoint-*") if (p / "state.json").exists()]
+    return sorted(cks, key=lambda p: int(p.name.split("-")[1]))
+
+
+def _save_checkpoint(out: Path, model, opt, sched, step: int, keep: int = 2) -> Path:
+    import torch
+
+    target = out / f"checkpoint-{step}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}-", dir=out))
+    model.save_pretrained(tmp / "adapter")
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, tmp / "optim.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step}))
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    for old in _checkpoints(out)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    progress: Callable[[int, int, dict], None] | None = None,
+    model=None,
+    tokenizer=None,
+) -> dict[str, Any]:
+    """Train; returns a summary (steps, losses, tokens/s). `model`/`tokenizer` skip loading."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+    from transformers import get_cosine_schedule_with_warmup
+
+    if cfg.view not in ("chat", "dsf", "text"):
+        raise ConfigError(f"--view {cfg.view!r}: use chat, dsf or text")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    base_path = cfg.model
+    if model is None:
+        model, tokenizer, base_path = load_base(cfg.model, cfg.threads)
+    elif cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    tok = tokenizer
+
+    # -- data ---------------------------------------------------------------------------
+    dropped = 0
+    if cfg.view == "text":
+        from ragtune.corpus.loaders import load_corpus
+
+        docs, _ = load_corpus([cfg.data])
+        train_ex = encode_text(tok, [d.text for d in docs], cfg.max_length)
+        valid_ex = []
+    else:
+        tpath = find_split(cfg.data, cfg.view, "train")
+        if tpath is None:
+            raise DataError(
+                f"no training split found under {cfg.data} (expected {cfg.view} data: "
+                "a RAFT output dir or a jsonl file)"
+            )
+        train_ex, dropped = encode_chat(tok, conversations(tpath, cfg.view), cfg.max_length)
+        vpath = find_split(cfg.data, cfg.view, "valid")
+        valid_ex = (
+            encode_chat(tok, conversations(vpath, cfg.view), cfg.max_length)[0] if vpath else []
+        )
+    if not train_ex:
+        raise DataError(
+            f"no training examples in {cfg.data} (dropped {dropped} longer than "
+            f"--max-length {cfg.max_length})"
+        )
+    lengths = [len(e.input_ids) for e in train_ex]
+    per_epoch = len(token_batches(lengths, cfg.batch_tokens, cfg.seed, 0))
+    total_micro = math.ceil(per_epoch * cfg.epochs)
+    total_steps = cfg.max_steps or max(1, total_micro // cfg.grad_accum)
+
+    # -- model --------------------------------------------------------------------------
+    if cfg.adapter:
+        model = PeftModel.from_pretrained(model, cfg.adapter, is_trainable=True)
+    else:
+        lcfg = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.target_modules,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lcfg)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * total_steps), total_steps)
+    step = 0
+    cks = _checkpoints(out) if cfg.resume else []
+    if cks:
+        from safetensors.torch import load_file
+
+        ck = cks[-1]
+        set_peft_model_state_dict(
+            model, load_file(str(ck / "adapter" / "adapter_model.safetensors"))
+        )
+        st = torch.load(ck / "optim.pt", weights_only=False)
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        step = json.loads((ck / "state.json").read_text())["step"]
+    resumed_from = step
+
+    # -- loop ---------------------------------------------------------------------------
+    log_path = out / "train_log.jsonl"
+    if step == 0 and log_path.exists():
+        log_path.unlink()
+    log = open(log_path, "a", encoding="utf-8")
+    amp = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.bf16 else _null()
+    pad = tok.pad_token_id
+    model.train()
+    t0 = time.time()
+    tokens_seen = 0  # real (unpadded) tokens through the model this run
+    first_loss = last_loss = None
+    micro_done = step * cfg.grad_accum  # micro-batches consumed before this run
+
+    def micro_batches():
+        epoch = 0
+        while True:
+            yield from token_batches(lengths, cfg.batch_tokens, cfg.seed, epoch)
+            epoch += 1
+
+    it = micro_batches()
+    for _ in range(micro_done):  # skip what earlier runs consumed: same order, no repeats
+        next(it)
+    interrupted = False
+    try:
+        while step < total_steps:
+            opt.zero_grad(set_to_none=True)
+            loss_sum, n_sum = 0.0, 0
+            for _ in range(cfg.grad_accum):
+                batch = [train_ex[i] for i in next(it)]
+                ids, att, lab = collate(batch, pad)
+                with amp:
+                    loss, n = completion_loss(model, ids, att, lab)
+                (loss / cfg.grad_accum).backward()
+                loss_sum += float(loss) * n
+                n_sum += n
+                tokens_seen += int(att.sum())
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            loss_v = loss_sum / max(1, n_sum)
+            first_loss = loss_v if first_loss is None else first_loss
+            last_loss = loss_v
+            rec = {
+                "step": step,
+                "loss": round(loss_v, 5),
+                "lr": sched.get_last_lr()[0],
+                "tokens_per_s": round(tokens_seen / max(1e-9, time.time() - t0), 1),
+                "elapsed_s": round(time.time() - t0, 2),
+            }
+            if cfg.eval_every and step % cfg.eval_every == 0 and valid_ex:
+                rec["eval_loss"] = round(evaluate_loss(model, valid_ex, pad, cfg.batch_tokens), 5)
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            if progress:
+                progress(step, total_steps, rec)
+            if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
+                _save_checkpoint(out, model, opt, sched, step)
+    except KeyboardInterrupt:
+        interrupted = True
+        _save_checkpoint(out, model, opt, sched, step)
+    eval_loss = None
+    if valid_ex and not interrupted:
+        eval_loss = evaluate_loss(model, valid_ex, pad, cfg.batch_tokens)
+    if eval_loss is not None:
+        log.write(json.dumps({"step": step, "eval_loss": round(eval_loss, 5)}) + "\n")
+    log.close()
+    summary = {
+        "steps": step,
+        "resumed_from": resumed_from,
+        "interrupted": interrupted,
+        "examples": len(train_ex),
+        "dropped_too_long": dropped,
+        "first_loss": first_loss,
+        "last_loss": last_loss,
+        "eval_loss": eval_loss,
+        "tokens_per_s": round(tokens_seen / max(1e-9, time.time() - t0), 1),
+        "seconds": round(time.time() - t0, 1),
+        "base_model": base_path,
+        "config": asdict(cfg),
+    }
+    if not interrupted:
+        _save_adapter(model, tok, out / "adapter")
+        for ck in _checkpoints(out):
+            shutil.rmtree(ck, ignore_errors=True)
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    if interrupted:
+        raise KeyboardInterrupt
+    return summary
+
+
+def _save_adapter(model, tok, path: Path) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=path.parent))
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+
+
+def evaluate_loss(model, examples, pad: int, batch_tokens: int) -> float:
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for b in token_batches([len(e.input_ids) for e in examples], batch_tokens, 0, 0):
+            ids, att, lab = collate([examples[i] for i in b], pad)
+            loss, n = completion_loss(model, ids, att, lab)
+            total += float(loss) * n
+            count += n
+    model.train()
+    return total / max(1, count)
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+def merge(adapter: str | Path, out: str | Path) -> Path:
+    """Fold a LoRA adapter into its base model and save a full model directory."""
+    from peft import PeftModel
+
+    adapter, out = Path(adapter), Path(out)
+    cfgf = adapter / "adapter_config.json"
+    if not cfgf.exists():
+        raise ConfigError(f"{adapter} is not a PEFT adapter (no adapter_config.json)")
+    base_path = json.loads(cfgf.read_text())["base_model_name_or_path"]
+    model, tok, _ = load_base(base_path)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged.hf_quantizer = None  # a model converted from GGUF carries none, but be safe
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    merged.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out

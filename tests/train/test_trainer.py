@@ -1,0 +1,189 @@
+"""Training on a tiny random-initialised Llama: seconds, real loss curves and real weights."""
+
+import json
+
+import pytest
+import torch
+
+from ragtune.raft.build import Builder, RaftConfig, corpus_units
+from ragtune.train.data import IGNORE, encode_chat, token_batches
+from ragtune.train.trainer import TrainConfig, merge, train
+
+
+def make_raft(tmp_path, n=24):
+    recs = tmp_path / "api.jsonl"
+    with open(recs, "w") as f:
+        for i in range(n):
+            f.write(
+                json.dumps(
+                    {
+                        "api_name": f"zz.op{i}",
+                        "api_call": f"zz.op{i}(a)",
+                        "description": f"Run op number {i}.",
+                        "returns": f"R{i}",
+                    }
+                )
+                + "\n"
+            )
+    cfg = RaftConfig(
+        out=str(tmp_path / "raft"),
+        distractors=1,
+        questions=2,
+        valid_fraction=0.2,
+        test_fraction=0.0,
+    )
+    Builder(cfg, *corpus_units([str(recs)], cfg)).run()
+    return tmp_path / "raft"
+
+
+@pytest.fixture
+def tiny_fresh(tmp_path, tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(
+        tiny_model
+    )
+
+
+def test_labels_cover_only_the_completion(tiny_tokenizer):
+    conv = [[{"role": "user", "content": "question?"}, {"role": "assistant", "content": "answer"}]]
+    [ex], dropped = encode_chat(tiny_tokenizer, conv, 512)
+    n_target = sum(label != IGNORE for label in ex.labels)
+    target = tiny_tokenizer("answer" + tiny_tokenizer.eos_token, add_special_tokens=False)[
+        "input_ids"
+    ]
+    assert n_target == len(target) and ex.input_ids[-n_target:] == target and dropped == 0
+    assert encode_chat(tiny_tokenizer, conv, 3) == ([], 1)
+
+
+def test_token_batches_group_lengths_under_budget():
+    lengths = [5, 50, 6, 48, 7, 52, 5, 49] * 10
+    batches = token_batches(lengths, 120, seed=0, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(80))
+    for b in batches:
+        ls = [lengths[i] for i in b]
+        assert max(ls) * len(b) <= 120 or len(b) == 1
+        assert max(ls) - min(ls) <= 10  # neighbours have similar lengths
+    assert token_batches(lengths, 120, 0, 0) == batches
+    assert token_batches(lengths, 120, 0, 1) != batches
+
+
+def make_chat(tmp_path, n=40):
+    """Chat data with a learnable target: the answer names the prompt's class (4 classes)."""
+    d = tmp_path / "chat"
+    d.mkdir()
+    for split, rng in (("train", range(n)), ("valid", range(n, n + 8))):
+        with open(d / f"{split}.jsonl", "w") as f:
+            for i in rng:
+                msgs = [
+                    {"role": "user", "content": f"Item {i} belongs to class {i % 4}. Which class?"},
+                    {"role": "assistant", "content": f"The answer is class {i % 4}."},
+                ]
+                f.write(json.dumps({"messages": msgs}) + "\n")
+    return tmp_path
+
+
+def test_lora_training_lowers_loss_and_changes_weights(tmp_path, tiny_fresh):
+    data = make_chat(tmp_path)
+    model, tok = tiny_fresh
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    s = train(
+        TrainConfig(
+            data=str(data),
+            out=str(tmp_path / "run"),
+            lr=1e-2,
+            epochs=40,
+            batch_tokens=1024,
+            save_every=0,
+            threads=1,
+        ),
+        model=model,
+        tokenizer=tok,
+    )
+    log = [
+        json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    ]
+    losses = [r["loss"] for r in log if "loss" in r]
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert s["steps"] > 10 and last < 0.6 * first, (first, last)
+    assert s["eval_loss"] is not None
+    lora = {k: v for k, v in model.state_dict().items() if "lora_B" in k}
+    assert lora and any(v.abs().sum() > 0 for v in lora.values())  # B starts at zero
+    base_same = all(
+        torch.equal(before[k.replace("base_model.model.", "").replace(".base_layer", "")], v)
+        for k, v in model.state_dict().items()
+        if "lora_" not in k and "base_layer" in k
+    )
+    assert base_same  # LoRA leaves the base weights alone
+    assert log[0]["step"] == 1 and "eval_loss" in log[-1]
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").exists()
+
+
+def test_adapter_loads_in_backend_and_merges(tmp_path, tiny_model):
+    from ragtune.llm.local import TransformersLM
+
+    data = make_raft(tmp_path)
+    train(
+        TrainConfig(
+            data=str(data),
+            out=str(tmp_path / "run"),
+            model=str(tiny_model),
+            lr=3e-3,
+            max_steps=8,
+            batch_tokens=1024,
+            save_every=0,
+            threads=1,
+        )
+    )
+    adapter = tmp_path / "run" / "adapter"
+    msgs = [[{"role": "user", "content": "Which API call should I use?"}]]
+    with_adapter = TransformersLM(tiny_model, adapter=adapter, threads=1).generate(
+        msgs, max_tokens=8
+    )[0]
+    merged = merge(adapter, tmp_path / "merged")
+    from_merged = TransformersLM(merged, threads=1).generate(msgs, max_tokens=8)[0]
+    assert with_adapter.text == from_merged.text
+
+
+def test_interrupt_then_resume(tmp_path, tiny_model):
+    data = make_raft(tmp_path)
+    cfg = TrainConfig(
+        data=str(data),
+        out=str(tmp_path / "run"),
+        model=str(tiny_model),
+        max_steps=6,
+        save_every=2,
+        batch_tokens=512,
+        threads=1,
+    )
+
+    def stop_at_4(step, total, rec):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=stop_at_4)
+    assert (tmp_path / "run" / "checkpoint-4" / "state.json").exists()
+    s = train(cfg)
+    assert s["resumed_from"] == 4 and s["steps"] == 6
+    log = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4, 5, 6]  # continues, no repeats
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
+def test_dsf_view_trains_on_answers_without_documents(tmp_path, tiny_fresh):
+    data = make_raft(tmp_path)
+    model, tok = tiny_fresh
+    s = train(
+        TrainConfig(
+            data=str(data),
+            out=str(tmp_path / "dsf"),
+            view="dsf",
+            max_steps=3,
+            save_every=0,
+            threads=1,
+        ),
+        model=model,
+        tokenizer=tok,
+    )
+    assert s["steps"] == 3 and s["examples"] > 0
