@@ -171,3 +171,7 @@ app.add_typer(raft_app, name="raft")
 from ragtune.cli.train import register as _register_train  # noqa: E402
 
 _register_train(app)
+
+from ragtune.cli.evaluate import register as _register_eval  # noqa: E402
+
+_register_eval(app)

@@ -175,16 +175,16 @@ class RecordTeacher:
         out: list[tuple[str, str, str]] = []
         if "api_call" in d and desc:
             # Ask for the call without naming the API (as the paper's API questions do).
-            first = re.split(r"(?<=[.!?])\s", desc.replace(title, "it"))[0].rstrip(".")
-            q = f"Which API call should I use to do this: {first[0].lower() + first[1:]}?"
+            first = re.split(r"(?<=[.!?])\s", desc)[0]
+            task = first.replace(title, "it").rstrip(".")
+            task = re.sub(r"^(use it to|it|this)\s+", "", task, flags=re.I)
+            q = f"Which API call should I use to {task[0].lower() + task[1:]}?"
+            field_ = "description" if "description" in d else "functionality"
             cot = (
-                f"The request matches the documentation, which says {P.BEGIN_QUOTE}description: "
-                f"{d['description'] if 'description' in d else desc}{P.END_QUOTE} and gives the "
-                f"call {P.BEGIN_QUOTE}api_call: {d['api_call']}{P.END_QUOTE}.\n"
-                f"{P.ANSWER_TAG} {d['api_call']}"
+                f"The request matches {P.BEGIN_QUOTE}{first}{P.END_QUOTE} in the documentation "
+                f"of {field_}, which gives the call {P.BEGIN_QUOTE}api_call: {d['api_call']}"
+                f"{P.END_QUOTE}.\n{P.ANSWER_TAG} {d['api_call']}"
             )
-            if "description" not in d:
-                cot = cot.replace("description: ", "functionality: ", 1)
             out.append((q, d["api_call"], cot))
         for k, v in fields:
             if len(out) >= n:

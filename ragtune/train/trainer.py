@@ -283,7 +283,7 @@ def train(
                 with amp:
                     loss, n = completion_loss(model, ids, att, lab)
                 (loss / cfg.grad_accum).backward()
-                loss_sum += float(loss) * n
+                loss_sum += float(loss.detach()) * n
                 n_sum += n
                 tokens_seen += int(att.sum())
             torch.nn.utils.clip_grad_norm_(params, 1.0)

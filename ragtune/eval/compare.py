@@ -1,0 +1,337 @@
+"""The RAFT paper's comparison on one domain: base, base+RAG, DSF, DSF+RAG, RAFT — and the
+robustness sweep (oracle + k distractors at test time).
+
+    ragtune eval --data out/raft --dsf-adapter out/dsf/adapter --raft-adapter out/raft-lora/adapter \
+        --out out/eval
+
+RAG configurations see the same context: the top-`k` documents retrieved by BM25 from every
+document in the dataset (oracles and distractors of all splits), in the RAFT prompt format
+(<DOCUMENT> blocks, then the question). The sweep instead shows the oracle plus k random
+distractors, shuffled, for each k.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragtune.errors import ConfigError, DataError
+from ragtune.eval.metrics import score
+from ragtune.raft.examples import DistractorPicker, instruction, item_rng
+
+CONFIGS = ("base", "base+rag", "dsf", "dsf+rag", "raft")
+SWEEP_CONFIGS = ("base+rag", "dsf+rag", "raft")
+
+
+@dataclass
+class EvalConfig:
+    """Compare base, base+RAG, DSF, DSF+RAG and RAFT on a RAFT dataset's test split."""
+
+    data: str = field(
+        default="",
+        metadata={"help": "RAFT output directory (uses raw/test.jsonl).", "required": True},
+    )
+    out: str = field(
+        default="",
+        metadata={
+            "help": "Where results.json, results.md, plots and report.html go.",
+            "required": True,
+        },
+    )
+    model: str = field(default="smollm2-135m", metadata={"help": "Base model spec."})
+    dsf_adapter: str | None = field(
+        default=None, metadata={"help": "DSF LoRA adapter (trained with --view dsf)."}
+    )
+    raft_adapter: str | None = field(default=None, metadata={"help": "RAFT LoRA adapter."})
+    split: str = field(default="test", metadata={"help": "Split to evaluate."})
+    configs: list[str] = field(
+        default_factory=lambda: list(CONFIGS), metadata={"help": "Configurations to run."}
+    )
+    k: int = field(default=5, metadata={"help": "Documents retrieved for the RAG configurations."})
+    sweep: list[int] = field(
+        default_factory=lambda: [0, 1, 2, 4, 8],
+        metadata={"help": "Distractor counts for the robustness sweep (empty: none)."},
+    )
+    sweep_configs: list[str] = field(
+        default_factory=lambda: list(SWEEP_CONFIGS),
+        metadata={"help": "Configurations in the sweep."},
+    )
+    limit: int | None = field(
+        default=None, metadata={"help": "Evaluate the first N questions only."}
+    )
+    sweep_limit: int | None = field(
+        default=None, metadata={"help": "Questions per sweep point (default: --limit)."}
+    )
+    max_tokens: int = field(default=128, metadata={"help": "Longest generated answer."})
+    batch_size: int = field(default=4, metadata={"help": "Generation batch size."})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads."})
+    seed: int = field(default=0, metadata={"help": "Seed for the sweep's distractors."})
+
+
+def _read(path: Path) -> list[dict]:
+    if not path.exists():
+        raise DataError(f"{path} not found; build the dataset with `ragtune raft build` first")
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+
+
+def _pool(data: Path) -> list[str]:
+    seen: set[str] = set()
+    pool = []
+    for s in ("train", "valid", "test"):
+        p = data / "raw" / f"{s}.jsonl"
+        if p.exists():
+            for r in _read(p):
+                for d in r["oracle"] + r["documents"]:
+                    if d not in seen:
+                        seen.add(d)
+                        pool.append(d)
+    return pool
+
+
+class _Models:
+    """Loads each backend once: base, base+DSF adapter, base+RAFT adapter."""
+
+    def __init__(self, cfg: EvalConfig) -> None:
+        self.cfg = cfg
+        self._lms: dict[str, Any] = {}
+
+    def get(self, config: str):
+        from ragtune.llm.spec import load_lm
+
+        which = config.split("+")[0]
+        adapter = {"base": None, "dsf": self.cfg.dsf_adapter, "raft": self.cfg.raft_adapter}[which]
+        if which != "base" and not adapter:
+            raise ConfigError(f"configuration {config!r} needs --{which}-adapter")
+        if which not in self._lms:
+            kw = {"threads": self.cfg.threads} if self.cfg.threads else {}
+            self._lms[which] = load_lm(
+                self.cfg.model, adapter=adapter, batch_size=self.cfg.batch_size, **kw
+            )
+        return self._lms[which]
+
+
+def _run(
+    lm, prompts: list[str], max_tokens: int, bs: int, tick: Callable[[int], None] | None
+) -> list[str]:
+    outs = []
+    for i in range(0, len(prompts), bs):
+        batch = [[{"role": "user", "content": p}] for p in prompts[i : i + bs]]
+        outs += [c.text for c in lm.generate(batch, max_tokens=max_tokens)]
+        if tick:
+            tick(len(batch))
+    return outs
+
+
+def _mean(scores: list[dict[str, float]]) -> dict[str, float]:
+    keys = sorted({k for s in scores for k in s})
+    return {k: round(100 * float(np.mean([s[k] for s in scores if k in s])), 2) for k in keys}
+
+
+def headline(m: dict[str, float]) -> float:
+    """The accuracy the tables lead with: AST call match for API data, else exact match."""
+    return m.get("call_ast", m.get("accuracy", m.get("em", 0.0)))
+
+
+def evaluate(
+    cfg: EvalConfig, tick: Callable[[str, int, int], None] | None = None
+) -> dict[str, Any]:
+    from ragtune.retrieval.bm25 import BM25Index
+
+    bad = [c for c in cfg.configs if c not in CONFIGS] + [
+        c for c in cfg.sweep_configs if c not in CONFIGS
+    ]
+    if bad:
+        raise ConfigError(f"unknown configuration(s) {bad}; choose from {', '.join(CONFIGS)}")
+    data, out = Path(cfg.data), Path(cfg.out)
+    rows = _read(data / "raw" / f"{cfg.split}.jsonl")[: cfg.limit or None]
+    if not rows:
+        raise DataError(f"the {cfg.split} split of {data} is empty; build with a test share > 0")
+    pool = _pool(data)
+    models = _Models(cfg)
+    t0 = time.time()
+    results: dict[str, Any] = {
+        "settings": asdict(cfg),
+        "n": len(rows),
+        "main": {},
+        "sweep": {},
+        "examples": [],
+    }
+
+    # retrieved context, identical for every RAG configuration
+    with tempfile.TemporaryDirectory() as d:
+        bm = BM25Index.build(pool, Path(d) / "bm25")
+        hits = bm.search([r["question"] for r in rows], cfg.k)
+    rag_prompts = [
+        instruction([pool[i] for i in ids if i >= 0], r["question"])
+        for r, ids in zip(rows, hits.ids, strict=True)
+    ]
+    recall = float(
+        np.mean(
+            [
+                any(o in [pool[i] for i in ids if i >= 0] for o in r["oracle"])
+                for r, ids in zip(rows, hits.ids, strict=True)
+            ]
+        )
+    )
+    results["retrieval_oracle_recall"] = round(100 * recall, 2)
+    total = len(rows) * len(cfg.configs)
+    done = [0]
+
+    def step(label):
+        def f(n):
+            done[0] += n
+            if tick:
+                tick(label, done[0], total)
+
+        return f
+
+    per_example: dict[str, list[str]] = {}
+    for c in cfg.configs:
+        prompts = (
+            rag_prompts if c.endswith("+rag") or c == "raft" else [r["question"] for r in rows]
+        )
+        preds = _run(models.get(c), prompts, cfg.max_tokens, cfg.batch_size, step(c))
+        per_example[c] = preds
+        results["main"][c] = _mean(
+            [score(p, r["answer"], r["type"]) for p, r in zip(preds, rows, strict=True)]
+        )
+    for i, r in enumerate(rows):
+        results["examples"].append(
+            {
+                "question": r["question"],
+                "gold": r["answer"],
+                **{c: per_example[c][i] for c in cfg.configs},
+            }
+        )
+
+    # robustness: oracle + k distractors
+    srows = rows[: cfg.sweep_limit or len(rows)]
+    picker = DistractorPicker(pool, "random")
+    total = len(srows) * len(cfg.sweep) * len(cfg.sweep_configs)
+    done[0] = 0
+    for k in cfg.sweep:
+        prompts = []
+        for r in srows:
+            rng = item_rng(cfg.seed, f"sweep:{k}:{r['id']}")
+            docs = list(r["oracle"]) + (
+                picker.pick(r["question"], r["oracle"], k, rng) if k else []
+            )
+            prompts.append(
+                instruction([docs[j] for j in rng.permutation(len(docs))], r["question"])
+            )
+        for c in cfg.sweep_configs:
+            preds = _run(models.get(c), prompts, cfg.max_tokens, cfg.batch_size, step(f"{c} k={k}"))
+            m = _mean([score(p, r["answer"], r["type"]) for p, r in zip(preds, srows, strict=True)])
+            results["sweep"].setdefault(c, {})[str(k)] = m
+    results["seconds"] = round(time.time() - t0, 1)
+    write_report(results, out, cfg)
+    return results
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    main = results["main"]
+    keys = sorted({k for m in main.values() for k in m})
+    lines = [
+        "| configuration | headline | " + " | ".join(keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    for c, m in main.items():
+        lines.append(
+            f"| {c} | {headline(m):.2f} | "
+            + " | ".join(f"{m.get(k, float('nan')):.2f}" for k in keys)
+            + " |"
+        )
+    if results["sweep"]:
+        ks = list(next(iter(results["sweep"].values())).keys())
+        lines += [
+            "",
+            "Robustness (headline accuracy, oracle + k distractors):",
+            "",
+            "| configuration | " + " | ".join(f"k={k}" for k in ks) + " |",
+            "|---|" + "---|" * len(ks),
+        ]
+        for c, by_k in results["sweep"].items():
+            lines.append(f"| {c} | " + " | ".join(f"{headline(by_k[k]):.2f}" for k in ks) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: dict[str, Any], out: Path, cfg: EvalConfig) -> None:
+    """results.json, results.md, sweep.png, loss.png and a self-contained report.html."""
+    import base64
+    import html
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    table = markdown_table(results)
+    (out / "results.md").write_text(table)
+    images = {}
+    if results["sweep"]:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for c, by_k in results["sweep"].items():
+            ks = [int(k) for k in by_k]
+            ax.plot(ks, [headline(by_k[str(k)]) for k in ks], marker="o", label=c)
+        ax.set_xlabel("distractor documents at test time (k)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title("Robustness to distractors")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "sweep.png", dpi=100)
+        plt.close(fig)
+        images["Accuracy vs number of distractors"] = out / "sweep.png"
+    logs = {
+        name: Path(a).parent / "train_log.jsonl"
+        for name, a in (("DSF", cfg.dsf_adapter), ("RAFT", cfg.raft_adapter))
+        if a
+    }
+    logs = {k: v for k, v in logs.items() if v.exists()}
+    if logs:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, p in logs.items():
+            recs = [json.loads(x) for x in p.read_text().splitlines()]
+            recs = [r for r in recs if "loss" in r]
+            ax.plot([r["step"] for r in recs], [r["loss"] for r in recs], label=name)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss (completion tokens)")
+        ax.set_title("Training loss")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "loss.png", dpi=100)
+        plt.close(fig)
+        images["Training loss"] = out / "loss.png"
+    imgs = "".join(
+        f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,"
+        f"{base64.b64encode(p.read_bytes()).decode()}'>"
+        for t, p in images.items()
+    )
+    ex_rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(e.get(c, '')))[:300]}</td>"
+            for c in ["question", "gold", *results["main"]]
+        )
+        + "</tr>"
+        for e in results["examples"][:20]
+    )
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["question", "gold", *results["main"]])
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>ragtune evaluation</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}pre{{background:#f6f6f6;padding:1em}}
+table{{border-collapse:collapse;font-size:12px}}td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}</style>
+</head><body><h1>ragtune evaluation</h1>
+<p>{results["n"]} questions from {html.escape(cfg.data)} ({html.escape(cfg.split)} split); model {html.escape(cfg.model)};
+retrieval put the oracle in the top {cfg.k} for {results["retrieval_oracle_recall"]}% of questions; {results["seconds"]} s.</p>
+<pre>{html.escape(table)}</pre>{imgs}<h2>Examples</h2><table><tr>{head}</tr>{ex_rows}</table></body></html>"""
+    (out / "report.html").write_text(page, encoding="utf-8")
