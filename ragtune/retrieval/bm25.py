@@ -16,7 +16,7 @@ import numpy as np
 
 from ragtune.retrieval.types import SearchResults, empty_results
 
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[^\W_]+")  # alphanumeric runs: what tantivy's tokenizers split on
 
 
 def query_terms(text: str) -> str:

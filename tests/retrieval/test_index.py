@@ -110,3 +110,11 @@ def test_hnsw_option_matches_exact_on_small_index(tmp_path, index):
     assert (idx.path / "dense" / "hnsw.faiss").exists() and idx.params["dense"]["hnsw"] is True
     q = ["feline pets that purr", "install a python package"]
     assert (idx.search(q, 2, "dense").ids == index.search(q, 2, "dense").ids).all()
+
+
+def test_bm25_queries_with_identifiers_and_punctuation(index):
+    # tantivy splits "fold_ledger" and "don't" into several tokens; the query must not become
+    # a phrase query (which needs positions this index does not store)
+    for q in ["glimmer.fold_ledger(vault, keep=3)", "don't AND OR NOT (x) \"quoted\" field:value"]:
+        res = index.search([q], k=2, method="bm25")
+        assert res.ids.shape == (1, 2)
