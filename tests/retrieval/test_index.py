@@ -115,6 +115,6 @@ def test_hnsw_option_matches_exact_on_small_index(tmp_path, index):
 def test_bm25_queries_with_identifiers_and_punctuation(index):
     # tantivy splits "fold_ledger" and "don't" into several tokens; the query must not become
     # a phrase query (which needs positions this index does not store)
-    for q in ["glimmer.fold_ledger(vault, keep=3)", "don't AND OR NOT (x) \"quoted\" field:value"]:
+    for q in ["glimmer.fold_ledger(vault, keep=3)", 'don\'t AND OR NOT (x) "quoted" field:value']:
         res = index.search([q], k=2, method="bm25")
         assert res.ids.shape == (1, 2)
