@@ -1,4 +1,5 @@
-"""End to end on the bundled example, offline: index GlimmerDB, answer with sources, build RAFT data.
+"""End to end on the bundled example, offline: index GlimmerDB, answer with sources, build RAFT
+data, then the RAFT story (runs/raft_story.py): DSF and RAFT adapters and the five-way comparison.
 
 make demo                      # sets up .venv, then runs this
 python runs/demo.py --out runs/out/demo
@@ -19,6 +20,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/out/demo", help="where the index is written")
     ap.add_argument("--model", default="smollm2-135m", help="model spec for answering")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-story", action="store_true", help="stop before the RAFT story")
     args = ap.parse_args()
 
     from rich.console import Console
@@ -70,7 +72,17 @@ def main() -> None:
         highlight=False,
     )
     con.print(f"[bold]target:[/] {ex['cot_answer']}", highlight=False)
-    con.rule(f"done in {time.time() - t0:.0f}s: gold answer in {found}/{len(questions)} answers")
+    rag_line = f"RAG: gold answer in {found}/{len(questions)} answers"
+    if not args.skip_story:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(
+            "raft_story", os.path.join(os.path.dirname(__file__), "raft_story.py")
+        )
+        story = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(story)
+        story.main(["--out", f"{args.out}/story", "--threads", str(args.threads)])
+    con.rule(f"demo done in {time.time() - t0:.0f}s; {rag_line}")
 
 
 if __name__ == "__main__":

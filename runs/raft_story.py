@@ -1,7 +1,7 @@
 """The RAFT story at tiny scale, offline: fictional API docs → RAFT data → DSF and RAFT LoRA
 adapters on the bundled SmolLM2-135M → base / base+RAG / DSF / DSF+RAG / RAFT → report.
 
-    python runs/raft_story.py --out runs/out/story            # ~12 min on 2 cores
+    python runs/raft_story.py --out runs/out/story            # ~10 min on 2 cores
     python runs/raft_story.py --out runs/out/story --quick    # fewer steps/questions (smoke)
 """
 
@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--apis", type=int, default=48, help="fictional API records to generate")
     ap.add_argument("--epochs", type=float, default=2.0, help="RAFT training epochs")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--limit", type=int, default=24, help="test questions")
+    ap.add_argument("--limit", type=int, default=12, help="test questions")
+    ap.add_argument("--sweep", default="0,4", help="distractor counts for the robustness sweep")
+    ap.add_argument("--sweep-limit", type=int, default=6, help="questions per sweep point")
     ap.add_argument(
         "--quick", action="store_true", help="a smoke run: tiny steps and few questions"
     )

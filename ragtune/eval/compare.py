@@ -137,8 +137,9 @@ def _mean(scores: list[dict[str, float]]) -> dict[str, float]:
 
 
 def headline(m: dict[str, float]) -> float:
-    """The accuracy the tables lead with: AST call match for API data, else exact match."""
-    return m.get("call_ast", m.get("accuracy", m.get("em", 0.0)))
+    """The accuracy the tables lead with: the mean of per-question `correct` (AST call match for
+    calls, label accuracy for yes/no/maybe, exact match otherwise)."""
+    return m.get("correct", 0.0)
 
 
 def evaluate(

@@ -103,12 +103,19 @@ def api_call_match(pred: str, gold: str) -> dict[str, float]:
 
 
 def score(pred_text: str, gold: str, kind: str = "general") -> dict[str, float]:
-    """Every metric for one prediction (the answer is extracted from <ANSWER>: first)."""
+    """Every metric for one prediction (the answer is extracted from <ANSWER>: first).
+
+    `correct` is the headline: the AST call match when the gold answer is a call (API data),
+    label accuracy for yes/no/maybe golds, exact match otherwise.
+    """
     pred = extract_answer(pred_text)
     s = {"em": exact_match(pred, gold), "f1": f1(pred, gold), "contains": contains(pred_text, gold)}
-    if kind == "api call":
+    s["correct"] = s["em"]
+    if kind == "api call" and _call_node(gold) is not None:
         m = api_call_match(pred, gold)
         s["call_string"], s["call_ast"] = m["string"], m["ast"]
+        s["correct"] = m["ast"]
     if normalize(gold) in ("yes", "no", "maybe"):
         s["accuracy"] = label_accuracy(pred, gold)
+        s["correct"] = s["accuracy"]
     return s

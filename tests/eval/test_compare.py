@@ -51,7 +51,7 @@ def test_eval_writes_every_artifact(tmp_path, tiny_model):
     )
     res = evaluate(cfg)
     assert set(res["main"]) == {"base", "base+rag", "dsf", "dsf+rag", "raft"}
-    assert all("em" in m and "call_ast" in m for m in res["main"].values())
+    assert all("em" in m and "call_ast" in m and "correct" in m for m in res["main"].values())
     assert set(res["sweep"]) == {"base+rag", "dsf+rag", "raft"} and set(res["sweep"]["raft"]) == {
         "0",
         "2",

@@ -39,3 +39,10 @@ def test_api_call_match():
     assert api_call_match("not code at all", gold) == {"string": 0.0, "ast": 0.0}
     s = score("x\n<ANSWER>: glimmer.open_vault('data', mode='ro')", gold, "api call")
     assert s["call_ast"] == 1.0 and s["em"] == 1.0
+
+
+def test_call_metrics_only_for_call_golds():
+    s = score("<ANSWER>: VaultReport", "VaultReport", "api call")
+    assert "call_ast" not in s and s["correct"] == 1.0
+    s = score("<ANSWER>: f.g(1)", "f.g(1)", "api call")
+    assert s["call_ast"] == 1.0 == s["correct"]
