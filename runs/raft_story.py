@@ -21,8 +21,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--epochs", type=float, default=2.0, help="RAFT training epochs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=12, help="test questions")
-    ap.add_argument("--sweep", default="0,4", help="distractor counts for the robustness sweep")
-    ap.add_argument("--sweep-limit", type=int, default=6, help="questions per sweep point")
+    ap.add_argument("--sweep", default="0,2,4", help="distractor counts for the robustness sweep")
+    ap.add_argument("--sweep-limit", type=int, default=8, help="questions per sweep point")
     ap.add_argument(
         "--quick", action="store_true", help="a smoke run: tiny steps and few questions"
     )
@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> dict:
             dsf_adapter=f"{out}/dsf/adapter",
             raft_adapter=f"{out}/raft-lora/adapter",
             k=4,
-            sweep=[0, 2, 4],
+            sweep=[int(k) for k in args.sweep.split(",")],
             limit=limit,
-            sweep_limit=min(limit, 8),
+            sweep_limit=min(limit, args.sweep_limit),
             max_tokens=96,
             threads=args.threads,
         )
