@@ -76,7 +76,7 @@ def main() -> None:
         max_steps=args.steps,
         learning_rate=2e-4,
         lr_scheduler_type="cosine",
-        warmup_ratio=0.05,
+        warmup_steps=max(1, int(0.05 * args.steps)),
         logging_steps=1000,
         save_strategy="no",
         report_to=[],

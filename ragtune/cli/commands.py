@@ -8,37 +8,23 @@ from dataclasses import dataclass, field
 from rich.console import Console
 
 from ragtune.cli import app
+from ragtune.cli.ui import err
 from ragtune.config import typer_command
 from ragtune.corpus.build import IndexConfig
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 
 def run_index(cfg: IndexConfig):
     """Load a corpus, chunk it in tokens and build BM25 + dense indexes into --out."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
+    from ragtune.cli.ui import job_progress
     from ragtune.corpus.build import build_index
 
     def on_skip(s):
         err.print(f"[yellow]skipped[/] {s}", highlight=False)
 
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as prog:
-        task = prog.add_task("loading and chunking", total=None)
+    with job_progress(transient=True) as prog:
+        task = prog.add_task("loading and chunking", total=None, info="")
 
         def on_chunked(n: int) -> None:  # the chunk count is known only after chunking
             prog.update(task, description=f"embedding {n} chunks", total=n)

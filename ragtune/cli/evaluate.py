@@ -8,24 +8,15 @@ from ragtune.config import typer_command
 from ragtune.eval.compare import EvalConfig
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 
 def run_eval(cfg: EvalConfig) -> dict:
     """Compare base, base+RAG, DSF, DSF+RAG and RAFT; write results.json/md, plots, report.html."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from ragtune.cli.ui import job_progress
     from ragtune.eval.compare import evaluate, markdown_table
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as prog:
-        task = prog.add_task("evaluating", total=None)
+    with job_progress(transient=True) as prog:
+        task = prog.add_task("evaluating", total=None, info="")
 
         def tick(label: str, done: int, total: int) -> None:
             prog.update(task, description=label, completed=done, total=total)

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 import typer
 from rich.console import Console
 
+from ragtune.cli.ui import err
 from ragtune.config import typer_command
 from ragtune.raft.build import RaftConfig
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
+
 raft_app = typer.Typer(
     help="Build RAFT training data (questions, oracle + distractors, CoT answers).",
     no_args_is_help=True,
@@ -52,30 +53,14 @@ class RaftFromQAConfig(RaftConfig):
 
 
 def _run(builder) -> dict:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from ragtune.cli.ui import job_progress
 
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[tokens]}"),
-        console=err,
-        transient=False,
-    ) as prog:
-        task = prog.add_task("units", total=len(builder.units), tokens="")
+    with job_progress() as prog:
+        task = prog.add_task("units", total=len(builder.units), info="")
 
         def progress(done: int, total: int, usage: dict) -> None:
             tok = f"{usage.get('total_tokens', 0):,} teacher tokens" if usage else ""
-            prog.update(task, completed=done, total=total, tokens=tok)
+            prog.update(task, completed=done, total=total, info=tok)
 
         m = builder.run(progress)
     c = m["counts"]

@@ -6,36 +6,20 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
+from ragtune.cli.ui import err
 from ragtune.config import typer_command
 from ragtune.train.trainer import TrainConfig
 
 console = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 
 def run_train(cfg: TrainConfig) -> dict:
     """LoRA fine-tuning; resumes from the newest checkpoint in --out; Ctrl-C saves one."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+    from ragtune.cli.ui import job_progress
     from ragtune.train.trainer import train
 
-    with Progress(
-        TextColumn("training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=err,
-    ) as prog:
-        task = prog.add_task("train", total=None, info="loading")
+    with job_progress() as prog:
+        task = prog.add_task("training", total=None, info="loading")
 
         def progress(step: int, total: int, rec: dict) -> None:
             info = f"loss {rec['loss']:.3f}  {rec['tokens_per_s']:.0f} tok/s"

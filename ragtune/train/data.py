@@ -92,6 +92,8 @@ def conversations(path: Path, view: str) -> list[list[dict]]:
 def encode_chat(tok, convs: list[list[dict]], max_length: int) -> tuple[list[Example], int]:
     """Tokenise conversations as the local backend renders them at inference; returns
     (examples, number dropped for being longer than max_length)."""
+    if not convs:
+        return [], 0
     prompts, targets = [], []
     for msgs in convs:
         if tok.chat_template:

@@ -187,3 +187,7 @@ def test_dsf_view_trains_on_answers_without_documents(tmp_path, tiny_fresh):
         tokenizer=tok,
     )
     assert s["steps"] == 3 and s["examples"] > 0
+
+
+def test_empty_valid_split_is_fine(tiny_tokenizer):
+    assert encode_chat(tiny_tokenizer, [], 64) == ([], 0)
