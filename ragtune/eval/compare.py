@@ -265,15 +265,35 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(results: dict[str, Any], out: Path, cfg: EvalConfig) -> None:
-    """results.json, results.md, sweep.png, loss.png and a self-contained report.html."""
-    import base64
-    import html
-
+def _line_plot(
+    path: Path,
+    series: dict[str, tuple[list, list]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    marker: str | None = None,
+) -> Path:
+    """One PNG with a line per series {label: (xs, ys)}."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker=marker, label=label)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_report(results: dict[str, Any], out: Path, cfg: EvalConfig) -> None:
+    """results.json, results.md, sweep.png, loss.png and a self-contained report.html."""
+    import base64
+    import html
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
@@ -281,38 +301,31 @@ def write_report(results: dict[str, Any], out: Path, cfg: EvalConfig) -> None:
     (out / "results.md").write_text(table)
     images = {}
     if results["sweep"]:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for c, by_k in results["sweep"].items():
-            ks = [int(k) for k in by_k]
-            ax.plot(ks, [headline(by_k[str(k)]) for k in ks], marker="o", label=c)
-        ax.set_xlabel("distractor documents at test time (k)")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_title("Robustness to distractors")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "sweep.png", dpi=100)
-        plt.close(fig)
-        images["Accuracy vs number of distractors"] = out / "sweep.png"
+        series = {
+            c: ([int(k) for k in by_k], [headline(m) for m in by_k.values()])
+            for c, by_k in results["sweep"].items()
+        }
+        images["Accuracy vs number of distractors"] = _line_plot(
+            out / "sweep.png",
+            series,
+            "Robustness to distractors",
+            "distractor documents at test time (k)",
+            "accuracy (%)",
+            marker="o",
+        )
     logs = {
         name: Path(a).parent / "train_log.jsonl"
         for name, a in (("DSF", cfg.dsf_adapter), ("RAFT", cfg.raft_adapter))
-        if a
+        if a and (Path(a).parent / "train_log.jsonl").exists()
     }
-    logs = {k: v for k, v in logs.items() if v.exists()}
     if logs:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        series = {}
         for name, p in logs.items():
-            recs = [json.loads(x) for x in p.read_text().splitlines()]
-            recs = [r for r in recs if "loss" in r]
-            ax.plot([r["step"] for r in recs], [r["loss"] for r in recs], label=name)
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss (completion tokens)")
-        ax.set_title("Training loss")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "loss.png", dpi=100)
-        plt.close(fig)
-        images["Training loss"] = out / "loss.png"
+            recs = [r for r in map(json.loads, p.read_text().splitlines()) if "loss" in r]
+            series[name] = ([r["step"] for r in recs], [r["loss"] for r in recs])
+        images["Training loss"] = _line_plot(
+            out / "loss.png", series, "Training loss", "step", "training loss (completion tokens)"
+        )
     imgs = "".join(
         f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,"
         f"{base64.b64encode(p.read_bytes()).decode()}'>"

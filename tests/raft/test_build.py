@@ -7,6 +7,7 @@ import pytest
 
 from ragtune.errors import ConfigError, DataError
 from ragtune.examples import GLIMMERDB
+from ragtune.examples.fictional import write_fictional_api
 from ragtune.raft.build import Builder, RaftConfig, corpus_units
 from ragtune.raft.examples import DistractorPicker, item_rng
 from ragtune.raft.prompts import ANSWER_TAG, BEGIN_QUOTE, END_QUOTE
@@ -34,20 +35,7 @@ def all_raw(out):
 
 
 def make_records(path: Path, n: int) -> Path:
-    with open(path, "w") as f:
-        for i in range(n):
-            f.write(
-                json.dumps(
-                    {
-                        "api_name": f"lib.func_{i}",
-                        "api_call": f"lib.func_{i}(x, level={i})",
-                        "description": f"Compute the {i}-th widget transform number {i * 7} of x.",
-                        "returns": f"Widget{i}",
-                    }
-                )
-                + "\n"
-            )
-    return path
+    return write_fictional_api(path, n)
 
 
 def test_offline_build_structure(tmp_path):

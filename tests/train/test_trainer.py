@@ -5,26 +5,14 @@ import json
 import pytest
 import torch
 
+from ragtune.examples.fictional import write_fictional_api
 from ragtune.raft.build import Builder, RaftConfig, corpus_units
 from ragtune.train.data import IGNORE, encode_chat, token_batches
 from ragtune.train.trainer import TrainConfig, merge, train
 
 
 def make_raft(tmp_path, n=24):
-    recs = tmp_path / "api.jsonl"
-    with open(recs, "w") as f:
-        for i in range(n):
-            f.write(
-                json.dumps(
-                    {
-                        "api_name": f"zz.op{i}",
-                        "api_call": f"zz.op{i}(a)",
-                        "description": f"Run op number {i}.",
-                        "returns": f"R{i}",
-                    }
-                )
-                + "\n"
-            )
+    recs = write_fictional_api(tmp_path / "api.jsonl", n)
     cfg = RaftConfig(
         out=str(tmp_path / "raft"),
         distractors=1,
