@@ -50,7 +50,16 @@ def _check_type(cls, name: str, tp: Any, value: Any, source: str) -> Any:
     if origin is list:
         if isinstance(value, str):  # "a,b" in YAML is accepted for list fields
             value = [v.strip() for v in value.split(",") if v.strip()]
-        ok = isinstance(value, list)
+        ok = isinstance(value, list | tuple)
+        elem = (typing.get_args(tp) or (str,))[0]
+        if ok and elem in (int, float, str):
+            try:  # the command line hands list items over as strings: convert them
+                value = [elem(v) for v in value]
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"{source}: field '{name}' of {cls.__name__} must be a list of "
+                    f"{elem.__name__}, got {value!r}"
+                ) from None
     elif tp is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         value = float(value) if ok else value

@@ -12,6 +12,7 @@ class Job:
     k: int = field(default=5, metadata={"help": "count"})
     lr: float = field(default=1e-4, metadata={"help": "rate"})
     tags: list[str] = field(default_factory=list, metadata={"help": "tags"})
+    ks: list[int] = field(default_factory=list, metadata={"help": "ints"})
     adapter: str | None = field(default=None, metadata={"help": "optional"})
 
 
@@ -36,3 +37,9 @@ def test_unknown_and_mistyped_keys(tmp_path):
         load_config(Job, p)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(Job, tmp_path / "nope.yaml")
+
+
+def test_list_items_are_converted():
+    assert load_config(Job, ks=["0", "2"]).ks == [0, 2]
+    with pytest.raises(ConfigError, match="list of int"):
+        load_config(Job, ks=["two"])

@@ -114,3 +114,74 @@ def test_help_lists_fields():
     p = run("index", "--help")
     for flag in ("--out", "--chunk-size", "--text-field", "--strict", "--config"):
         assert flag in p.stdout
+
+
+def test_raft_train_eval_merge_commands(tmp_path, tiny_model):
+    api = tmp_path / "api.jsonl"  # short records: the tiny model's window is 1,024 tokens
+    api.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "api_name": f"zz.op{i}",
+                    "api_call": f"zz.op{i}(a)",
+                    "description": f"Run op {i}.",
+                    "returns": f"R{i}",
+                }
+            )
+            + "\n"
+            for i in range(16)
+        )
+    )
+    run(
+        "raft",
+        "build",
+        api,
+        "--out",
+        tmp_path / "raft",
+        "--questions",
+        1,
+        "--distractors",
+        2,
+        "--test-fraction",
+        0.3,
+    )
+    p = run(
+        "train",
+        "--data",
+        tmp_path / "raft",
+        "--out",
+        tmp_path / "lora",
+        "--model",
+        tiny_model,
+        "--max-steps",
+        2,
+        "--threads",
+        1,
+    )
+    assert "trained 2 steps" in p.stdout and (tmp_path / "lora" / "adapter").is_dir()
+    p = run(
+        "eval",
+        "--data",
+        tmp_path / "raft",
+        "--out",
+        tmp_path / "eval",
+        "--model",
+        tiny_model,
+        "--raft-adapter",
+        tmp_path / "lora" / "adapter",
+        "--configs",
+        "base,raft",
+        "--sweep",
+        "0",
+        "--sweep-configs",
+        "raft",
+        "--limit",
+        2,
+        "--max-tokens",
+        4,
+        "--threads",
+        1,
+    )
+    assert "| raft |" in p.stdout and (tmp_path / "eval" / "report.html").exists()
+    run("merge", "--adapter", tmp_path / "lora" / "adapter", "--out", tmp_path / "merged")
+    assert (tmp_path / "merged" / "config.json").exists()
