@@ -41,3 +41,24 @@ def glimmer_index(tmp_path_factory, tiny_tokenizer):
     return build_index(
         IndexConfig(paths=[str(GLIMMERDB)], out=str(out), chunk_size=128), tokenizer=tiny_tokenizer
     )
+
+
+def write_short_api(path: Path, n: int = 16) -> Path:
+    """API records short enough for the tiny model's 1,024-token window, even with distractors."""
+    import json
+
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "api_name": f"zz.op{i}",
+                    "api_call": f"zz.op{i}(a)",
+                    "description": f"Run op {i}.",
+                    "returns": f"R{i}",
+                }
+            )
+            + "\n"
+            for i in range(n)
+        )
+    )
+    return path

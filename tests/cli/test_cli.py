@@ -10,6 +10,7 @@ import pytest
 
 from ragtune.examples import GLIMMERDB
 from ragtune.testing_server import FakeOpenAIServer
+from tests.conftest import write_short_api
 
 BIN = Path(sys.executable).parent / "ragtune"
 
@@ -117,21 +118,7 @@ def test_help_lists_fields():
 
 
 def test_raft_train_eval_merge_commands(tmp_path, tiny_model):
-    api = tmp_path / "api.jsonl"  # short records: the tiny model's window is 1,024 tokens
-    api.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "api_name": f"zz.op{i}",
-                    "api_call": f"zz.op{i}(a)",
-                    "description": f"Run op {i}.",
-                    "returns": f"R{i}",
-                }
-            )
-            + "\n"
-            for i in range(16)
-        )
-    )
+    api = write_short_api(tmp_path / "api.jsonl")  # fits the tiny model's window
     run(
         "raft",
         "build",

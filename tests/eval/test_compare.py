@@ -1,28 +1,13 @@
 """The five-way comparison end to end on a tiny model (numbers are meaningless; wiring is real)."""
 
-import json
-
 from ragtune.eval.compare import EvalConfig, evaluate
 from ragtune.raft.build import Builder, RaftConfig, corpus_units
 from ragtune.train.trainer import TrainConfig, train
+from tests.conftest import write_short_api
 
 
 def test_eval_writes_every_artifact(tmp_path, tiny_model):
-    recs = tmp_path / "api.jsonl"
-    recs.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "api_name": f"zz.op{i}",
-                    "api_call": f"zz.op{i}(a)",
-                    "description": f"Run op {i}.",
-                    "returns": f"R{i}",
-                }
-            )
-            + "\n"
-            for i in range(16)
-        )
-    )
+    recs = write_short_api(tmp_path / "api.jsonl")  # fits the tiny model's window
     rc = RaftConfig(out=str(tmp_path / "raft"), distractors=2, questions=1, test_fraction=0.3)
     Builder(rc, *corpus_units([str(recs)], rc)).run()
     for view, name in (("dsf", "dsf"), ("chat", "raft")):
