@@ -56,6 +56,12 @@ class TransformersLM(LM):
 
             if not (Path(adapter) / "adapter_config.json").exists():
                 raise ConfigError(f"{adapter} is not a PEFT adapter (no adapter_config.json)")
+            from ragtune.train.trainer import grow_for_adapter
+
+            # The adapter may have added tokens (RoG's <PATH> markers): take its tokenizer
+            # and grow the embedding matrix before loading the rows it carries.
+            self.tokenizer = grow_for_adapter(model, self.tokenizer, adapter)
+            self.tokenizer.padding_side = "left"
             model = PeftModel.from_pretrained(model, str(adapter))
         self.model = model.eval()
         self.batch_size = batch_size

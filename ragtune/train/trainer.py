@@ -95,6 +95,13 @@ class TrainConfig:
     adapter: str | None = field(
         default=None, metadata={"help": "Start from this adapter instead of a new one."}
     )
+    add_tokens: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "New tokens for the tokenizer (e.g. RoG's <PATH>,<SEP>,</PATH>); their "
+            "embedding rows start at the mean embedding and are trained with the adapter."
+        },
+    )
 
 
 def load_base(spec: str, threads: int | None = None):
@@ -122,6 +129,33 @@ def load_base(spec: str, threads: int | None = None):
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     return model, tok, str(path)
+
+
+def add_tokens(model, tok, tokens: list[str]) -> list[int]:
+    """Add `tokens` as special tokens; grow the embeddings (new rows = mean row). Their ids."""
+    if not tokens:
+        return []
+    tok.add_special_tokens(
+        {"additional_special_tokens": list(tokens)}, replace_extra_special_tokens=False
+    )
+    if model.get_input_embeddings().weight.shape[0] < len(tok):
+        model.resize_token_embeddings(len(tok), mean_resizing=True)
+    return tok.convert_tokens_to_ids(list(tokens))
+
+
+def grow_for_adapter(model, tok, adapter: str | Path):
+    """Before loading `adapter`: take its tokenizer if it added tokens and grow the model."""
+    from transformers import AutoTokenizer
+
+    if not (Path(adapter) / "tokenizer_config.json").exists():
+        return tok
+    atok = AutoTokenizer.from_pretrained(adapter)
+    if len(atok) != len(tok):
+        model.resize_token_embeddings(len(atok), mean_resizing=True)
+        if atok.pad_token is None:
+            atok.pad_token = atok.eos_token
+        return atok
+    return tok
 
 
 def completion_loss(model, ids, att, labels):
@@ -155,7 +189,7 @@ def _save_checkpoint(out: Path, model, opt, sched, step: int, keep: int = 2) -> 
 
     target = out / f"checkpoint-{step}"
     tmp = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}-", dir=out))
-    model.save_pretrained(tmp / "adapter")
+    model.save_pretrained(tmp / "adapter", save_embedding_layers=False)
     torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, tmp / "optim.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step}))
     if target.exists():
@@ -189,6 +223,7 @@ def train(
     elif cfg.threads:
         torch.set_num_threads(cfg.threads)
     tok = tokenizer
+    new_ids = add_tokens(model, tok, cfg.add_tokens)
 
     # -- data ---------------------------------------------------------------------------
     dropped = 0
@@ -222,6 +257,7 @@ def train(
 
     # -- model --------------------------------------------------------------------------
     if cfg.adapter:
+        tok = grow_for_adapter(model, tok, cfg.adapter)
         model = PeftModel.from_pretrained(model, cfg.adapter, is_trainable=True)
     else:
         lcfg = LoraConfig(
@@ -230,6 +266,9 @@ def train(
             lora_dropout=cfg.lora_dropout,
             target_modules=cfg.target_modules,
             task_type="CAUSAL_LM",
+            # Only the added tokens' rows of the embedding train (tied to the LM head here),
+            # not the whole 49k x 576 matrix.
+            trainable_token_indices={"embed_tokens": new_ids} if new_ids else None,
         )
         model = get_peft_model(model, lcfg)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -343,7 +382,9 @@ def train(
 
 def _save_adapter(model, tok, path: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=path.parent))
-    model.save_pretrained(tmp)
+    # Added tokens train as peft "trainable tokens" (their rows are saved); the resized
+    # embedding matrix itself need not be (peft would save all of it: ~110 MB here).
+    model.save_pretrained(tmp, save_embedding_layers=False)
     tok.save_pretrained(tmp)
     if path.exists():
         shutil.rmtree(path)
@@ -383,6 +424,7 @@ def merge(adapter: str | Path, out: str | Path) -> Path:
         raise ConfigError(f"{adapter} is not a PEFT adapter (no adapter_config.json)")
     base_path = json.loads(cfgf.read_text())["base_model_name_or_path"]
     model, tok, _ = load_base(base_path)
+    tok = grow_for_adapter(model, tok, adapter)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged.hf_quantizer = None  # a model converted from GGUF carries none, but be safe
     out.parent.mkdir(parents=True, exist_ok=True)

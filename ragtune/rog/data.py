@@ -1,0 +1,247 @@
+"""KG question sets and RoG's training data (planning + reasoning conversations).
+
+qs = read_questions("pathquestion", "PQ-2H.txt")          # or "metaqa", "jsonl"
+splits = split_questions(qs, seed=0, test=0.2)             # {"train": [...], "test": [...]}
+build_data(kg, splits, "out/rog-data")                     # chat/train.jsonl, questions/*.jsonl
+
+Training targets follow RoG: for planning, each distinct shortest relation path from a question
+entity to an answer entity is one example (question -> `<PATH>r1<SEP>r2</PATH>`); for reasoning,
+the question with the paths those plans retrieve -> the gold answers, one a line.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ragtune.errors import ConfigError, DataError
+from ragtune.rog.prompts import format_answers, format_plan, plan_messages, reason_messages
+
+
+@dataclass
+class KGQuestion:
+    id: str
+    question: str  # as shown to the model (MetaQA's [brackets] removed)
+    answers: list[str]
+    entities: list[str] = field(default_factory=list)  # topic entities, when the data marks them
+    gold_relations: list[list[str]] | None = None  # the data's own relation path, if it has one
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_BRACKET = re.compile(r"\[([^\]]+)\]")
+
+
+def read_pathquestion(path: Path) -> list[KGQuestion]:
+    """`question<TAB>ans(a1/a2/)<TAB>subj#r1#e1#r2#ans[#<end>#ans]` (PQ and PQL files)."""
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise DataError(
+                "expected question<TAB>answer(a1/a2/)<TAB>subject#r1#e1#... (PathQuestion)",
+                path=str(path),
+                line=i,
+            )
+        q, ans, chain = parts
+        m = re.match(r"^(.*?)\((.*)\)\s*$", ans)
+        answers = [a for a in (m.group(2).split("/") if m else [ans]) if a.strip()]
+        hops = chain.split("#<end>#")[0].split("#")
+        if len(hops) < 3 or len(hops) % 2 == 0:
+            raise DataError(
+                "the path must alternate entity#relation#entity", path=str(path), line=i
+            )
+        out.append(
+            KGQuestion(
+                id=f"{path.stem}-{i}",
+                question=q.strip(),
+                answers=answers,
+                entities=[hops[0]],
+                gold_relations=[hops[1::2]],
+            )
+        )
+    return out
+
+
+def read_metaqa(path: Path) -> list[KGQuestion]:
+    """`question with [topic]<TAB>ans1|ans2` (MetaQA)."""
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        q, sep, ans = line.partition("\t")
+        ents = _BRACKET.findall(q)
+        if not sep or not ents:
+            raise DataError(
+                "expected 'question with [topic entity]<TAB>answer1|answer2' (MetaQA)",
+                path=str(path),
+                line=i,
+            )
+        out.append(
+            KGQuestion(
+                id=f"{path.parent.name}-{path.stem}-{i}",
+                question=_BRACKET.sub(r"\1", q).strip(),
+                answers=[a for a in ans.split("|") if a.strip()],
+                entities=ents,
+            )
+        )
+    return out
+
+
+def read_jsonl_questions(path: Path) -> list[KGQuestion]:
+    """`{"question", "answers": [...], "entities"?: [...], "id"?}` a line."""
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"not JSON ({e.msg})", path=str(path), line=i) from None
+        ans = r.get("answers", r.get("ground_truth", r.get("answer")))
+        if isinstance(ans, str):
+            ans = [ans]
+        if not isinstance(r.get("question"), str) or not ans:
+            raise DataError(
+                "each line needs 'question' and 'answers' (a list of strings)",
+                path=str(path),
+                line=i,
+            )
+        out.append(
+            KGQuestion(
+                id=str(r.get("id", f"{path.stem}-{i}")),
+                question=r["question"],
+                answers=[str(a) for a in ans],
+                entities=list(r.get("entities") or r.get("q_entity") or []),
+                gold_relations=r.get("gold_relations"),
+            )
+        )
+    return out
+
+
+READERS = {"pathquestion": read_pathquestion, "metaqa": read_metaqa, "jsonl": read_jsonl_questions}
+
+
+def read_questions(fmt: str, path: str | Path) -> list[KGQuestion]:
+    path = Path(path)
+    if fmt not in READERS:
+        raise ConfigError(f"unknown question format {fmt!r}: use one of {', '.join(READERS)}")
+    if not path.exists():
+        raise DataError(f"question file {path} does not exist; check the path")
+    return READERS[fmt](path)
+
+
+def split_questions(
+    qs: list[KGQuestion], seed: int = 0, test: float = 0.2, valid: float = 0.0
+) -> dict[str, list[KGQuestion]]:
+    """Seeded split by group (topic entities + answers), so paraphrases of one question
+    (PathQuestion writes each three ways) never straddle train and test."""
+    groups: dict[tuple, list[KGQuestion]] = {}
+    for q in qs:
+        groups.setdefault((tuple(q.entities), tuple(sorted(q.answers))), []).append(q)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    n_test = round(len(keys) * test)
+    n_valid = round(len(keys) * valid)
+    parts = {
+        "test": keys[:n_test],
+        "valid": keys[n_test : n_test + n_valid],
+        "train": keys[n_test + n_valid :],
+    }
+    return {name: [q for k in ks for q in groups[k]] for name, ks in parts.items()}
+
+
+def link(kg, q: KGQuestion) -> list[int]:
+    """Entity ids of the question: the data's topic entities, else found in the text."""
+    from ragtune.kg import question_entities
+
+    names = [n for n in q.entities if kg.find_entity(n) is not None] or question_entities(
+        kg, q.question
+    )
+    return [kg.find_entity(n) for n in names]
+
+
+def training_targets(kg, q: KGQuestion, max_hops: int = 2, max_plans: int = 3) -> list[list[str]]:
+    """RoG's planning targets: distinct shortest relation paths, question -> answer entities."""
+    src = link(kg, q)
+    dst = [i for i in (kg.find_entity(a) for a in q.answers) if i is not None]
+    if not src or not dst:
+        return []
+    paths = kg.shortest_relation_paths(src, dst, max_hops=max_hops)
+    return [list(p) for p in paths[:max_plans]]
+
+
+def build_examples(
+    kg, qs: list[KGQuestion], max_hops: int = 2, max_plans: int = 3, max_paths: int = 30
+) -> tuple[list[list[dict]], dict[str, int]]:
+    """Chat conversations (planning and reasoning, interleaved) and counts of what was made."""
+    from ragtune.rog.retrieve import retrieve_paths
+
+    convs: list[list[dict]] = []
+    stats = {"questions": len(qs), "planning": 0, "reasoning": 0, "no_target": 0}
+    for q in qs:
+        plans = training_targets(kg, q, max_hops, max_plans)
+        if not plans:
+            stats["no_target"] += 1
+            continue
+        for p in plans:
+            convs.append(
+                plan_messages(q.question) + [{"role": "assistant", "content": format_plan(p)}]
+            )
+            stats["planning"] += 1
+        got = retrieve_paths(
+            kg, link(kg, q), plans, max_paths=max_paths, seed=zlib.crc32(q.id.encode())
+        )
+        convs.append(
+            reason_messages(q.question, got.rendered)
+            + [{"role": "assistant", "content": format_answers(q.answers)}]
+        )
+        stats["reasoning"] += 1
+    return convs, stats
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    from ragtune.raft.build import _atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def build_data(
+    kg,
+    splits: dict[str, list[KGQuestion]],
+    out: str | Path,
+    max_hops: int = 2,
+    max_plans: int = 3,
+    max_paths: int = 30,
+    seed: int = 0,
+) -> dict:
+    """Write `chat/{train,valid}.jsonl` (for `ragtune train`) and `questions/{split}.jsonl`."""
+    out = Path(out)
+    manifest: dict = {"max_hops": max_hops, "max_plans": max_plans, "splits": {}}
+    for name, qs in splits.items():
+        write_jsonl(out / "questions" / f"{name}.jsonl", [q.to_dict() for q in qs])
+        manifest["splits"][name] = {"questions": len(qs)}
+        if name in ("train", "valid") and qs:
+            convs, stats = build_examples(kg, qs, max_hops, max_plans, max_paths)
+            random.Random(seed).shuffle(convs)  # mix planning and reasoning examples
+            write_jsonl(out / "chat" / f"{name}.jsonl", [{"messages": c} for c in convs])
+            manifest["splits"][name].update(stats)
+    from ragtune.raft.build import _atomic_write
+
+    _atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def load_split(data: str | Path, split: str) -> list[KGQuestion]:
+    p = Path(data) / "questions" / f"{split}.jsonl"
+    if not p.exists():
+        raise DataError(f"{p} not found: run `ragtune rog build-data` first")
+    return read_jsonl_questions(p)

@@ -1,0 +1,154 @@
+"""Reasoning on Graphs: plan relation paths, ground them in the KG, answer from the paths.
+
+rog = RoG(KG.open("out/kg"), load_lm("smollm2-135m", adapter="out/rog/adapter"))
+ans = rog.ask("who directed the films starring Sharon Tate")
+ans.answers, ans.rendered        # the answers and the paths that support them
+
+Modes (`mode=`), the comparison RoG's paper draws:
+  "lm"          the LM alone, no graph;
+  "paths"       retrieval without planning: every relation path up to `hops` from the entities;
+  "rog"         planned paths, free decoding (plans may not exist in the graph);
+  "constrained" planned paths, decoding restricted to relation paths that exist (default).
+The reasoner is any backend (an OpenAI-compatible endpoint included); the planner must be a
+local model for beam search (it defaults to the reasoner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ragtune.errors import ConfigError
+from ragtune.rog.metrics import normalize
+from ragtune.rog.planner import Planner
+from ragtune.rog.prompts import no_graph_messages, parse_answers, reason_messages
+from ragtune.rog.retrieve import Grounded, all_paths, retrieve_paths
+
+MODES = ("lm", "paths", "rog", "constrained")
+
+
+@dataclass
+class RogAnswer:
+    question: str
+    answers: list[str]
+    paths: list[list[str]] = field(default_factory=list)  # e0, r1, e1, ... each
+    rendered: list[str] = field(default_factory=list)  # "e0 -> r1 -> e1"
+    plans: list[dict] = field(default_factory=list)  # {"relations", "score", "valid"}
+    entities: list[str] = field(default_factory=list)
+    raw: str = ""
+    mode: str = "constrained"
+
+    @property
+    def supporting(self) -> list[str]:
+        """The rendered paths that end at one of the answers: the explanation."""
+        ans = {normalize(a) for a in self.answers}
+        return [
+            r for r, p in zip(self.rendered, self.paths, strict=True) if normalize(p[-1]) in ans
+        ]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["supporting"] = self.supporting
+        return d
+
+
+class RoG:
+    def __init__(
+        self,
+        kg,
+        lm,
+        planner_lm=None,
+        mode: str = "constrained",
+        hops: int = 2,
+        max_paths: int = 30,
+        path_tokens: int = 1024,
+        num_beams: int = 3,
+        max_answer_tokens: int = 64,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"RoG mode {mode!r}: use one of {', '.join(MODES)}")
+        self.kg, self.lm, self.mode = kg, lm, mode
+        self.hops, self.max_paths, self.path_tokens = hops, max_paths, path_tokens
+        self.max_answer_tokens = max_answer_tokens
+        self.planner = Planner(planner_lm or lm, num_beams=num_beams, num_plans=num_beams)
+
+    def entity_ids(self, question: str, entities: list[str] | None) -> tuple[list[int], list[str]]:
+        from ragtune.kg import question_entities
+
+        names = entities or question_entities(self.kg, question)
+        ids, kept = [], []
+        for n in names:
+            i = self.kg.find_entity(n)
+            if i is not None:
+                ids.append(i)
+                kept.append(self.kg.entity_names[i])
+        return ids, kept
+
+    def ask(
+        self, question: str, entities: list[str] | None = None, mode: str | None = None
+    ) -> RogAnswer:
+        return self.ask_many([question], [entities], mode=mode)[0]
+
+    def ask_many(
+        self,
+        questions: list[str],
+        entities: list[list[str] | None] | None = None,
+        mode: str | None = None,
+    ) -> list[RogAnswer]:
+        mode = mode or self.mode
+        if mode not in MODES:
+            raise ConfigError(f"RoG mode {mode!r}: use one of {', '.join(MODES)}")
+        entities = entities or [None] * len(questions)
+        linked = [self.entity_ids(q, e) for q, e in zip(questions, entities, strict=True)]
+        grounded: list[Grounded | None] = [None] * len(questions)
+        plans_out: list[list[dict]] = [[] for _ in questions]
+        if mode == "paths":
+            grounded = [
+                all_paths(self.kg, ids, self.hops, self.max_paths, seed=i)
+                for i, (ids, _) in enumerate(linked)
+            ]
+        elif mode in ("rog", "constrained"):
+            allowed = None
+            if mode == "constrained":
+                allowed = [
+                    [tuple(r) for r in self.kg.relation_paths(ids, hops=self.hops)] if ids else []
+                    for ids, _ in linked
+                ]
+            plans = self.planner.plan(questions, allowed)
+            for i, ((ids, _), ps) in enumerate(zip(linked, plans, strict=True)):
+                g = retrieve_paths(self.kg, ids, [p.relations for p in ps], self.max_paths, seed=i)
+                for p, ok in zip(ps, g.valid, strict=True):
+                    p.valid = ok
+                plans_out[i] = [p.to_dict() for p in ps]
+                grounded[i] = g
+        msgs = []
+        for q, g in zip(questions, grounded, strict=True):
+            if g is None:
+                msgs.append(no_graph_messages(q))
+            else:
+                self._fit(g)
+                msgs.append(reason_messages(q, g.rendered))
+        replies = [c.text for c in self.lm.generate(msgs, max_tokens=self.max_answer_tokens)]
+        out = []
+        for i, q in enumerate(questions):
+            g = grounded[i] or Grounded()
+            out.append(
+                RogAnswer(
+                    question=q,
+                    answers=parse_answers(replies[i]),
+                    paths=g.paths,
+                    rendered=g.rendered,
+                    plans=plans_out[i],
+                    entities=linked[i][1],
+                    raw=replies[i],
+                    mode=mode,
+                )
+            )
+        return out
+
+    def _fit(self, g: Grounded) -> None:
+        """Drop paths from the end until the rendered block fits `path_tokens`."""
+        while g.rendered and self.lm.count_tokens("\n".join(g.rendered)) > self.path_tokens:
+            drop = max(1, len(g.rendered) // 4)
+            del g.rendered[-drop:]
+            del g.paths[-drop:]
+            g.truncated = True

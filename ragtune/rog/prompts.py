@@ -1,0 +1,77 @@
+"""RoG's prompts and its relation-path format, as the reference writes them.
+
+plan_messages("who directed [Heat]")  -> chat messages asking for a relation path
+format_plan(["directed_by", "~starred_actors"]) == "<PATH>directed_by<SEP>~starred_actors</PATH>"
+parse_plans(text) -> [["directed_by", "~starred_actors"], ...]
+"""
+
+from __future__ import annotations
+
+import re
+
+PATH_START, PATH_SEP, PATH_END = "<PATH>", "<SEP>", "</PATH>"
+MARKERS = (PATH_START, PATH_SEP, PATH_END)
+
+PLAN_INSTRUCTION = (
+    "Please generate a valid relation path that can be helpful for answering the following "
+    "question: "
+)
+REASON_INSTRUCTION = (
+    "Based on the reasoning paths, please answer the given question. Please keep the answer as "
+    "simple as possible and return all the possible answers as a list."
+)
+NO_GRAPH_INSTRUCTION = (
+    "Please answer the following questions. Please keep the answer as simple as possible and "
+    "return all the possible answer as a list."
+)
+
+_PLAN = re.compile(re.escape(PATH_START) + r"(.*?)" + re.escape(PATH_END), re.S)
+
+
+def _q(question: str) -> str:
+    question = question.strip()
+    return question if question.endswith("?") else question + "?"
+
+
+def plan_messages(question: str) -> list[dict]:
+    return [{"role": "user", "content": PLAN_INSTRUCTION + question.strip()}]
+
+
+def reason_messages(question: str, paths: list[str]) -> list[dict]:
+    body = f"{REASON_INSTRUCTION}\n\nReasoning Paths:\n" + "\n".join(paths)
+    return [{"role": "user", "content": f"{body}\n\nQuestion:\n{_q(question)}"}]
+
+
+def no_graph_messages(question: str) -> list[dict]:
+    return [{"role": "user", "content": f"{NO_GRAPH_INSTRUCTION}\n\nQuestion:\n{_q(question)}"}]
+
+
+def format_plan(relations: list[str] | tuple[str, ...]) -> str:
+    return PATH_START + PATH_SEP.join(relations) + PATH_END
+
+
+def parse_plans(text: str) -> list[list[str]]:
+    """Every `<PATH>...</PATH>` in `text`, split on `<SEP>`; empty plans dropped.
+
+    A plan cut off before `</PATH>` (max tokens) is kept when it has at least one relation.
+    """
+    plans = [[r.strip() for r in m.split(PATH_SEP) if r.strip()] for m in _PLAN.findall(text)]
+    if not plans and PATH_START in text:
+        tail = text.split(PATH_START, 1)[1]
+        plans = [[r.strip() for r in tail.split(PATH_SEP) if r.strip()]]
+    return [p for p in plans if p]
+
+
+def format_answers(answers: list[str]) -> str:
+    """The reasoning target: one answer a line."""
+    return "\n".join(a.strip() for a in answers if a.strip())
+
+
+def parse_answers(text: str) -> list[str]:
+    """Answer lines of a reasoning reply; list bullets and numbering stripped, order kept."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        a = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip()
+        if a and a not in out:
+            out.append(a)
+    return out
