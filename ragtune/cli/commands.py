@@ -161,3 +161,7 @@ _register_train(app)
 from ragtune.cli.evaluate import register as _register_eval  # noqa: E402
 
 _register_eval(app)
+
+from ragtune.cli.rog import rog_app  # noqa: E402
+
+app.add_typer(rog_app, name="rog")

@@ -116,8 +116,8 @@ class Planner:
                 tries.append(TokenTrie(seqs))
 
             def allowed_fn(batch_id: int, ids) -> list[int]:
-                # batch_id runs over rows x beams; each question has num_beams rows.
-                trie = tries[batch_id // self.num_beams]
+                # batch_id is the question's index (transformers calls this once per beam).
+                trie = tries[batch_id]
                 nxt = trie.next_tokens(ids[width:].tolist())
                 # A question with no path in the graph: only EOS, i.e. an empty plan.
                 return nxt or [eos]
@@ -134,7 +134,10 @@ class Planner:
                 pad_token_id=tok.pad_token_id,
                 output_scores=True,
                 return_dict_in_generate=True,
-                early_stopping=True,
+                # Not True: when a question has fewer valid plans than beams, beams that ran
+                # out of trie finish at -inf and would stop the search before longer valid
+                # plans end. False stops only when no running beam can beat a finished one.
+                early_stopping=False,
                 **kw,
             )
         seqs = gen.sequences[:, width:]

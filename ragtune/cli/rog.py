@@ -1,0 +1,208 @@
+"""`ragtune rog build-data | train | ask | predict | eval` — Reasoning on Graphs.
+
+ragtune kg load kb.txt --out out/kg
+ragtune rog build-data out/kg questions.txt --format pathquestion --out out/rog-data
+ragtune rog train --data out/rog-data --out out/rog
+ragtune rog ask out/kg "which nationality is frederica_of_mecklenburg-strelitz 's couple" \
+    --adapter out/rog/adapter
+ragtune rog predict --kg out/kg --data out/rog-data --adapter out/rog/adapter --out out/rog-eval
+ragtune rog eval out/rog-eval/predictions-constrained.jsonl
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import typer
+from rich.console import Console
+
+from ragtune.config import typer_command
+from ragtune.rog.evaluate import RogEvalConfig
+from ragtune.rog.prompts import MARKERS
+from ragtune.train.trainer import TrainConfig
+
+console = Console()
+
+rog_app = typer.Typer(
+    help="Reasoning on Graphs: plan relation paths, retrieve them from a KG, answer.",
+    no_args_is_help=True,
+)
+
+
+@dataclass
+class BuildDataConfig:
+    """Split a KG question set and write RoG planning + reasoning training data."""
+
+    kg: str = field(
+        default="", metadata={"help": "KG directory.", "positional": True, "required": True}
+    )
+    questions: str = field(
+        default="", metadata={"help": "Question file.", "positional": True, "required": True}
+    )
+    out: str = field(default="", metadata={"help": "Output directory.", "required": True})
+    format: str = field(
+        default="jsonl", metadata={"help": "pathquestion | metaqa | jsonl (question, answers)."}
+    )
+    test: float = field(default=0.2, metadata={"help": "Share of questions held out for test."})
+    valid: float = field(default=0.0, metadata={"help": "Share held out for validation loss."})
+    seed: int = field(default=0, metadata={"help": "Split seed."})
+    max_hops: int = field(default=2, metadata={"help": "Longest planning target (hops)."})
+    max_plans: int = field(default=3, metadata={"help": "Planning targets kept per question."})
+    max_paths: int = field(default=30, metadata={"help": "Paths in a reasoning example."})
+    train_limit: int = field(
+        default=0, metadata={"help": "Use only the first N training questions (0: all)."}
+    )
+
+
+def run_build_data(cfg: BuildDataConfig) -> dict:
+    """Split the questions and write chat/train.jsonl, questions/{train,test}.jsonl."""
+    from ragtune.kg import KG
+    from ragtune.rog.data import build_data, read_questions, split_questions
+
+    kg = KG.open(cfg.kg)
+    qs = read_questions(cfg.format, cfg.questions)
+    splits = split_questions(qs, seed=cfg.seed, test=cfg.test, valid=cfg.valid)
+    if cfg.train_limit:
+        splits["train"] = splits["train"][: cfg.train_limit]
+    m = build_data(kg, splits, cfg.out, cfg.max_hops, cfg.max_plans, cfg.max_paths, cfg.seed)
+    for name, s in m["splits"].items():
+        extra = (
+            f": {s['planning']} planning + {s['reasoning']} reasoning examples, "
+            f"{s['no_target']} without a path to an answer"
+            if "planning" in s
+            else ""
+        )
+        console.print(f"{name}: {s['questions']} questions{extra}", highlight=False)
+    console.print(f"[green]wrote[/] {cfg.out}", highlight=False)
+    return m
+
+
+@dataclass
+class RogTrainConfig(TrainConfig):
+    """LoRA on RoG data: planning and reasoning mixed; the path markers are added tokens."""
+
+    add_tokens: list[str] = field(
+        default_factory=lambda: list(MARKERS),
+        metadata={"help": "Tokens added to the tokenizer (RoG's path markers)."},
+    )
+    lr: float = field(default=5e-4, metadata={"help": "Peak learning rate."})
+    batch_tokens: int = field(
+        default=4096, metadata={"help": "Token budget per micro-batch (batch x longest)."}
+    )
+
+
+def run_rog_train(cfg: RogTrainConfig) -> dict:
+    """Train the planner + reasoner adapter on `ragtune rog build-data` output."""
+    from ragtune.cli.train import run_train
+
+    return run_train(cfg)
+
+
+@dataclass
+class RogAskConfig:
+    """Answer one question over a KG and show the reasoning paths."""
+
+    kg: str = field(
+        default="", metadata={"help": "KG directory.", "positional": True, "required": True}
+    )
+    question: str = field(
+        default="", metadata={"help": "The question.", "positional": True, "required": True}
+    )
+    model: str = field(default="smollm2-135m", metadata={"help": "LM spec (reasoner)."})
+    adapter: str | None = field(default=None, metadata={"help": "LoRA adapter (rog train)."})
+    planner: str | None = field(default=None, metadata={"help": "Planner spec (default: model)."})
+    entities: list[str] = field(
+        default_factory=list, metadata={"help": "Topic entities (default: found in the question)."}
+    )
+    mode: str = field(default="constrained", metadata={"help": "lm | paths | rog | constrained."})
+    hops: int = field(default=2, metadata={"help": "Hops for constraints / paths mode."})
+    max_paths: int = field(default=30, metadata={"help": "Cap on paths in the prompt."})
+    json: bool = field(default=False, metadata={"help": "Print the answer as JSON."})
+
+
+def run_ask(cfg: RogAskConfig):
+    """Plan, retrieve, reason; print answers and the paths that support them."""
+    import json
+
+    from ragtune.kg import KG
+    from ragtune.llm.spec import load_lm
+    from ragtune.rog.pipeline import RoG
+
+    kg = KG.open(cfg.kg)
+    lm = load_lm(cfg.model, adapter=cfg.adapter)
+    planner = load_lm(cfg.planner) if cfg.planner else None
+    rog = RoG(kg, lm, planner, mode=cfg.mode, hops=cfg.hops, max_paths=cfg.max_paths)
+    ans = rog.ask(cfg.question, cfg.entities or None)
+    if cfg.json:
+        print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=2))
+        return ans
+    console.print(
+        f"[bold]entities:[/] {', '.join(ans.entities) or '(none found)'}", highlight=False
+    )
+    for p in ans.plans:
+        mark = "[green]✓[/]" if p["valid"] else "[red]✗[/]"
+        console.print(f"plan {mark} {' → '.join(p['relations'])}  ({p['score']:.3f})")
+    console.print("[bold]answers:[/] " + ("; ".join(ans.answers) or "(none)"), highlight=False)
+    shown = ans.supporting or ans.rendered[:5]
+    if shown:
+        console.print("[bold]paths:[/]")
+        for r in shown:
+            console.print("  " + r, highlight=False)
+    return ans
+
+
+def run_predict(cfg: RogEvalConfig) -> dict:
+    """Answer a split in each mode; write predictions-*.jsonl, results.json, results.md."""
+    from ragtune.cli.ui import job_progress
+    from ragtune.rog.evaluate import predict, results_table
+
+    with job_progress() as prog:
+        tasks: dict[str, int] = {}
+
+        def progress(mode: str, done: int, total: int) -> None:
+            if mode not in tasks:
+                tasks[mode] = prog.add_task(mode, total=total, info="")
+            prog.update(tasks[mode], completed=done)
+
+        res = predict(cfg, progress)
+    console.print(results_table(res), highlight=False)
+    return res
+
+
+@dataclass
+class RogEvalFileConfig:
+    """Score a predictions jsonl (ragtune's or the RoG reference's format)."""
+
+    predictions: str = field(
+        default="", metadata={"help": "Predictions jsonl.", "positional": True, "required": True}
+    )
+
+
+def run_eval_file(cfg: RogEvalFileConfig) -> dict:
+    """Print every metric: true Hits@1, RoG's hit, F1, precision (clipped and not), recall."""
+    from ragtune.rog.metrics import evaluate_file
+
+    m = evaluate_file(cfg.predictions)
+    names = {
+        "n": "questions",
+        "hit1": "Hits@1 (first answer is gold)",
+        "hit": "Hit (any gold answer in the output; RoG's 'Hits@1')",
+        "f1": "F1 (precision clipped at 1)",
+        "precision": "precision (clipped at 1)",
+        "recall": "recall",
+        "f1_ref": "F1 as the reference computes it",
+        "precision_ref": "precision as the reference computes it (unclipped)",
+        "plan_validity": "plans that exist in the graph",
+        "supported": "correct answers on a retrieved path",
+    }
+    for k, v in m.items():
+        val = f"{v:d}" if k == "n" else f"{v:.2f}"
+        console.print(f"{names.get(k, k):<55} {val}", highlight=False)
+    return m
+
+
+rog_app.command("build-data")(typer_command(BuildDataConfig, run_build_data))
+rog_app.command("train")(typer_command(RogTrainConfig, run_rog_train))
+rog_app.command("ask")(typer_command(RogAskConfig, run_ask))
+rog_app.command("predict")(typer_command(RogEvalConfig, run_predict))
+rog_app.command("eval")(typer_command(RogEvalFileConfig, run_eval_file))
