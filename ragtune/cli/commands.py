@@ -165,3 +165,7 @@ _register_eval(app)
 from ragtune.cli.rog import rog_app  # noqa: E402
 
 app.add_typer(rog_app, name="rog")
+
+from ragtune.cli.kg import kg_app  # noqa: E402
+
+app.add_typer(kg_app, name="kg")

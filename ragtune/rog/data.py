@@ -114,12 +114,16 @@ def read_jsonl_questions(path: Path) -> list[KGQuestion]:
                 path=str(path),
                 line=i,
             )
+        ents = list(r.get("entities") or r.get("q_entity") or [])
+        q = r["question"]
+        if not ents and _BRACKET.search(q):  # MetaQA-style [topic] marks
+            ents, q = _BRACKET.findall(q), _BRACKET.sub(r"\1", q)
         out.append(
             KGQuestion(
                 id=str(r.get("id", f"{path.stem}-{i}")),
-                question=r["question"],
+                question=q,
                 answers=[str(a) for a in ans],
-                entities=list(r.get("entities") or r.get("q_entity") or []),
+                entities=ents,
                 gold_relations=r.get("gold_relations"),
             )
         )
@@ -160,11 +164,11 @@ def split_questions(
 
 def link(kg, q: KGQuestion) -> list[int]:
     """Entity ids of the question: the data's topic entities, else found in the text."""
-    from ragtune.kg import question_entities
+    names = [n for n in q.entities if kg.find_entity(n) is not None]
+    if not names:
+        from ragtune.kg import question_entities
 
-    names = [n for n in q.entities if kg.find_entity(n) is not None] or question_entities(
-        kg, q.question
-    )
+        names = question_entities(kg, q.question)
     return [kg.find_entity(n) for n in names]
 
 
@@ -175,6 +179,16 @@ def training_targets(kg, q: KGQuestion, max_hops: int = 2, max_plans: int = 3) -
     if not src or not dst:
         return []
     paths = kg.shortest_relation_paths(src, dst, max_hops=max_hops)
+    if len(paths) > max_plans:
+        # Keep the paths whose ends are most often answers ("films like X" is reached by
+        # the shared director, but also, noisily, by a shared genre or year).
+        gold = set(dst)
+
+        def precision(p) -> float:
+            ends = set(kg.follow(src, list(p), max_paths=2000).nodes[:, -1].tolist())
+            return len(ends & gold) / max(1, len(ends))
+
+        paths = sorted(paths, key=precision, reverse=True)
     return [list(p) for p in paths[:max_plans]]
 
 

@@ -51,10 +51,15 @@ def retrieve_paths(
             # Over-fetch so the shuffle has something to choose from; the hard cap stays.
             got = kg.follow(start_ids, plan, max_paths=max_paths * 4)
             out.truncated |= bool(got.truncated)
-            for text in kg.render(got):
+            names = kg.entity_names
+            for nodes, codes in zip(got.nodes.tolist(), got.rels.tolist(), strict=True):
+                parts = [names[nodes[0]]]
+                for c, e in zip(codes, nodes[1:], strict=True):
+                    parts += (kg.relation_name(c), names[e])
+                text = " -> ".join(parts)
                 if text not in seen:
                     seen.add(text)
-                    rows.append((text, text.split(" -> ")))
+                    rows.append((text, parts))
         out.valid.append(bool(rows))
         per_plan.append(rows)
     # Round-robin over plans so every valid plan is represented before any is repeated.

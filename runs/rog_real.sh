@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# RoG on real KG QA data (not shipped: ../shared/data/kg), the commands behind docs/results.md.
+#   bash runs/rog_real.sh pathquestion     # PathQuestion 2-hop
+#   bash runs/rog_real.sh metaqa           # MetaQA-approx 1-hop + 2-hop (one adapter)
+set -euo pipefail
+DATA=${DATA:-../shared/data/kg}
+OUT=${OUT:-runs/out}
+RT=${RT:-.venv/bin/ragtune}
+TRAIN_Q=${TRAIN_Q:-600}     # training questions used (CPU budget)
+EVAL_Q=${EVAL_Q:-200}       # test questions answered per configuration
+case "${1:-pathquestion}" in
+pathquestion)
+  O=$OUT/pq
+  $RT kg load "$DATA/pathquestion/2H-kb.txt" --out "$O/kg"
+  $RT rog build-data "$O/kg" "$DATA/pathquestion/PQ-2H.txt" --format pathquestion \
+      --out "$O/data" --test 0.2 --seed 0 --train-limit "$TRAIN_Q"
+  $RT rog train --data "$O/data" --out "$O/lora" --epochs 1 --batch-tokens 2048 --lr 5e-4 --threads 2
+  $RT rog predict --kg "$O/kg" --data "$O/data" --adapter "$O/lora/adapter" --out "$O/eval" \
+      --limit "$EVAL_Q" --threads 2
+  ;;
+metaqa)
+  O=$OUT/metaqa
+  $RT kg load "$DATA/metaqa_approx/kb.txt" --out "$O/kg"
+  for h in 1 2; do
+    $RT rog build-data "$O/kg" "$DATA/metaqa_approx/$h-hop/dev.txt" --format metaqa \
+        --out "$O/data-$h" --test 0.2 --seed 0 --train-limit "$((TRAIN_Q / 2))"
+  done
+  # one adapter for both: the two training sets concatenated
+  mkdir -p "$O/data-mix/chat"
+  cat "$O/data-1/chat/train.jsonl" "$O/data-2/chat/train.jsonl" | shuf --random-source=<(yes) \
+      > "$O/data-mix/chat/train.jsonl"
+  $RT rog train --data "$O/data-mix" --out "$O/lora" --epochs 1 --batch-tokens 2048 --lr 5e-4 --threads 2
+  for h in 1 2; do
+    $RT rog predict --kg "$O/kg" --data "$O/data-$h" --adapter "$O/lora/adapter" \
+        --out "$O/eval-$h" --limit "$EVAL_Q" --threads 2
+  done
+  ;;
+esac
