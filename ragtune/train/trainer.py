@@ -95,6 +95,9 @@ class TrainConfig:
     adapter: str | None = field(
         default=None, metadata={"help": "Start from this adapter instead of a new one."}
     )
+    added_token_lr: float = field(
+        default=5e-3, metadata={"help": "Learning rate of the added tokens' embedding rows."}
+    )
     add_tokens: list[str] = field(
         default_factory=list,
         metadata={
@@ -272,7 +275,15 @@ def train(
         )
         model = get_peft_model(model, lcfg)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Added tokens start from the mean embedding and must travel far (their rows are also
+    # their output logits, tied): at the LoRA learning rate they barely move in a short run.
+    tok_params = [
+        p for n, p in model.named_parameters() if p.requires_grad and "token_adapter" in n
+    ]
+    groups = [{"params": [p for p in params if all(p is not q for q in tok_params)]}]
+    if tok_params:
+        groups.append({"params": tok_params, "lr": cfg.added_token_lr, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * total_steps), total_steps)
     step = 0
     cks = _checkpoints(out) if cfg.resume else []

@@ -1,0 +1,118 @@
+"""RoG end to end on the shipped film catalogue: data building, retrieval modes, CLI."""
+
+import json
+
+import pytest
+
+from ragtune.cli import main
+from ragtune.examples.catalog import write_catalog
+from ragtune.kg import KG
+from ragtune.rog.data import build_data, read_questions, split_questions, training_targets
+from ragtune.rog.pipeline import RoG
+from ragtune.rog.prompts import PLAN_INSTRUCTION
+from ragtune.rog.retrieve import retrieve_paths
+from ragtune.testing import DummyLM
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    d = tmp_path_factory.mktemp("catalog")
+    kb, qf = write_catalog(d)
+    return KG.from_files([kb], d / "kg"), read_questions("jsonl", qf), d
+
+
+def test_questions_read_with_marked_entities_and_split_by_group(catalog):
+    kg, qs, _ = catalog
+    assert all(q.entities and "[" not in q.question for q in qs)
+    sp = split_questions(qs, seed=0, test=0.2)
+    groups = lambda s: {(tuple(q.entities), tuple(sorted(q.answers))) for q in sp[s]}  # noqa: E731
+    assert not groups("train") & groups("test")
+    assert abs(len(sp["test"]) / len(qs) - 0.2) < 0.08
+
+
+def test_training_targets_are_shortest_paths_ranked_by_answer_precision(catalog):
+    kg, qs, _ = catalog
+    rec = next(q for q in qs if q.question.startswith("recommend films like"))
+    plans = training_targets(kg, rec)
+    # the shared director explains "films like X" best; shared genre/language are noisier
+    assert plans[0] == ["directed_by", "~directed_by"]
+    one = next(q for q in qs if q.question.startswith("who directed "))
+    assert training_targets(kg, one) == [["directed_by"]]
+
+
+def test_retrieval_grounds_plans_and_flags_invalid_ones(catalog):
+    kg, qs, _ = catalog
+    q = next(q for q in qs if q.question.startswith("who directed the films starring"))
+    ids = [kg.find_entity(e) for e in q.entities]
+    got = retrieve_paths(kg, ids, [["~starred_actors", "directed_by"], ["no_such_rel"]])
+    assert got.valid == [True, False]
+    assert set(got.ends) == set(q.answers)
+    assert all(p[0] == q.entities[0] and p[1] == "~starred_actors" for p in got.paths)
+    capped = retrieve_paths(kg, ids, [["~starred_actors"], ["~starred_actors", "has_genre"]], 2)
+    # the cap keeps 2 paths, one from each plan (round robin), and says it cut some
+    assert sorted(len(p) for p in capped.paths) == [3, 5] and capped.truncated
+    assert {p[1] for p in capped.paths} == {"~starred_actors"}  # both plans' paths start so
+
+
+def test_modes_with_a_scripted_reasoner(catalog):
+    kg, qs, _ = catalog
+    q = next(q for q in qs if q.question.startswith("who directed ") and "films" not in q.question)
+
+    def reply(messages):
+        text = messages[-1]["content"]
+        if "Reasoning Paths:" in text:  # answer with the last entity of the first path
+            first = text.split("Reasoning Paths:\n")[1].split("\n")[0]
+            return first.split(" -> ")[-1]
+        return "no idea"
+
+    rog = RoG(kg, DummyLM(reply), max_paths=50)
+    lm_only = rog.ask(q.question, q.entities, mode="lm")
+    assert lm_only.answers == ["no idea"] and lm_only.paths == []
+    paths = rog.ask(q.question, q.entities, mode="paths")
+    assert paths.paths and all(p[0] == q.entities[0] for p in paths.paths)
+    d = paths.to_dict()
+    assert set(d) >= {"answers", "paths", "rendered", "plans", "entities", "supporting"}
+    # free planning with an endpoint-style LM (no beams): plans parsed from its reply
+    planner = DummyLM(
+        lambda m: "<PATH>directed_by</PATH>" if PLAN_INSTRUCTION in m[-1]["content"] else ""
+    )
+    rog2 = RoG(kg, DummyLM(reply), planner_lm=planner, mode="rog")
+    a = rog2.ask(q.question, q.entities)
+    assert a.plans == [{"relations": ["directed_by"], "score": 0.0, "valid": True}]
+    assert a.answers == q.answers and a.supporting == a.rendered
+
+
+def test_build_data_and_cli(catalog, tmp_path, capsys):
+    kg, qs, d = catalog
+    m = build_data(kg, split_questions(qs, 0, 0.2), tmp_path / "data")
+    tr = m["splits"]["train"]
+    assert tr["planning"] >= tr["questions"] - tr["no_target"] and tr["reasoning"] > 0
+    rows = [json.loads(x) for x in (tmp_path / "data/chat/train.jsonl").read_text().splitlines()]
+    plans = [r for r in rows if r["messages"][0]["content"].startswith(PLAN_INSTRUCTION)]
+    assert plans and all(r["messages"][1]["content"].startswith("<PATH>") for r in plans)
+    main(
+        [
+            "rog",
+            "build-data",
+            str(d / "kg"),
+            str(d / "questions.jsonl"),
+            "--out",
+            str(tmp_path / "cli"),
+        ]
+    )
+    assert (tmp_path / "cli/questions/test.jsonl").exists()
+    main(
+        [
+            "rog",
+            "ask",
+            str(d / "kg"),
+            "who directed [The Salt Ember]",
+            "--model",
+            "dummy",
+            "--mode",
+            "paths",
+            "--json",
+        ]
+    )
+    out = json.loads(capsys.readouterr().out.split("wrote")[-1].split("\n", 1)[1])
+    assert out["entities"] == ["The Salt Ember"] and out["paths"]
