@@ -49,6 +49,17 @@ class BuildDataConfig:
     max_hops: int = field(default=2, metadata={"help": "Longest planning target (hops)."})
     max_plans: int = field(default=3, metadata={"help": "Planning targets kept per question."})
     max_paths: int = field(default=30, metadata={"help": "Paths in a reasoning example."})
+    targets: str = field(
+        default="auto",
+        metadata={
+            "help": "Planning targets: auto (the data's gold path if any, else shortest), "
+            "gold, or shortest (RoG's)."
+        },
+    )
+    distractor_plans: int = field(
+        default=2,
+        metadata={"help": "Other relation paths whose paths join each reasoning example."},
+    )
     train_limit: int = field(
         default=0, metadata={"help": "Use only the first N training questions (0: all)."}
     )
@@ -64,7 +75,17 @@ def run_build_data(cfg: BuildDataConfig) -> dict:
     splits = split_questions(qs, seed=cfg.seed, test=cfg.test, valid=cfg.valid)
     if cfg.train_limit:
         splits["train"] = splits["train"][: cfg.train_limit]
-    m = build_data(kg, splits, cfg.out, cfg.max_hops, cfg.max_plans, cfg.max_paths, cfg.seed)
+    m = build_data(
+        kg,
+        splits,
+        cfg.out,
+        cfg.max_hops,
+        cfg.max_plans,
+        cfg.max_paths,
+        cfg.seed,
+        cfg.distractor_plans,
+        cfg.targets,
+    )
     for name, s in m["splits"].items():
         extra = (
             f": {s['planning']} planning + {s['reasoning']} reasoning examples, "

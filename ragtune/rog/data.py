@@ -172,9 +172,24 @@ def link(kg, q: KGQuestion) -> list[int]:
     return [kg.find_entity(n) for n in names]
 
 
-def training_targets(kg, q: KGQuestion, max_hops: int = 2, max_plans: int = 3) -> list[list[str]]:
-    """RoG's planning targets: distinct shortest relation paths, question -> answer entities."""
+def training_targets(
+    kg, q: KGQuestion, max_hops: int = 2, max_plans: int = 3, targets: str = "auto"
+) -> list[list[str]]:
+    """Planning targets: the data's own relation path when it has one and `targets` is auto or
+    gold; otherwise RoG's: distinct shortest relation paths, question -> answer entities.
+
+    (Shortest paths can be shortcuts: on PathQuestion 12% of questions have a 1-hop path to
+    the answer beside the 2-hop one the question asks about.)
+    """
     src = link(kg, q)
+    if targets in ("auto", "gold") and q.gold_relations:
+        ok = [
+            list(p)
+            for p in q.gold_relations
+            if all(kg.relation_id(r.lstrip("~")) is not None for r in p)
+        ]
+        if ok:
+            return ok[:max_plans]
     dst = [i for i in (kg.find_entity(a) for a in q.answers) if i is not None]
     if not src or not dst:
         return []
@@ -193,7 +208,13 @@ def training_targets(kg, q: KGQuestion, max_hops: int = 2, max_plans: int = 3) -
 
 
 def build_examples(
-    kg, qs: list[KGQuestion], max_hops: int = 2, max_plans: int = 3, max_paths: int = 30
+    kg,
+    qs: list[KGQuestion],
+    max_hops: int = 2,
+    max_plans: int = 3,
+    max_paths: int = 30,
+    distractor_plans: int = 2,
+    targets: str = "auto",
 ) -> tuple[list[list[dict]], dict[str, int]]:
     """Chat conversations (planning and reasoning, interleaved) and counts of what was made."""
     from ragtune.rog.retrieve import retrieve_paths
@@ -201,7 +222,7 @@ def build_examples(
     convs: list[list[dict]] = []
     stats = {"questions": len(qs), "planning": 0, "reasoning": 0, "no_target": 0}
     for q in qs:
-        plans = training_targets(kg, q, max_hops, max_plans)
+        plans = training_targets(kg, q, max_hops, max_plans, targets)
         if not plans:
             stats["no_target"] += 1
             continue
@@ -210,11 +231,26 @@ def build_examples(
                 plan_messages(q.question) + [{"role": "assistant", "content": format_plan(p)}]
             )
             stats["planning"] += 1
-        got = retrieve_paths(
-            kg, link(kg, q), plans, max_paths=max_paths, seed=zlib.crc32(q.id.encode())
-        )
+        # Like RAFT's distractor documents: the paths of other relation sequences that exist
+        # from the entities join the gold ones, shuffled, so the reasoner learns to pick the
+        # paths the question asks about (at inference the plans' paths are not all relevant).
+        seed = zlib.crc32(q.id.encode())
+        src = link(kg, q)
+        others = [list(r) for r in kg.relation_paths(src, hops=max_hops) if list(r) not in plans]
+        rng = random.Random(seed)
+        # Hard ones first (sharing the gold plan's first relation, as the planner's other
+        # beams usually do: "children" beside "children -> parents"), then any.
+        firsts = {p[0] for p in plans}
+        hard = [o for o in others if o[0] in firsts]
+        rest = [o for o in others if o[0] not in firsts]
+        noise = rng.sample(hard, min(distractor_plans, len(hard)))
+        noise += rng.sample(rest, min(distractor_plans - len(noise), len(rest)))
+        got = retrieve_paths(kg, src, plans, max_paths=max_paths, seed=seed)
+        extra = retrieve_paths(kg, src, noise, max_paths=max(1, max_paths // 2), seed=seed)
+        paths = got.rendered + [p for p in extra.rendered if p not in got.rendered]
+        rng.shuffle(paths)
         convs.append(
-            reason_messages(q.question, got.rendered)
+            reason_messages(q.question, paths)
             + [{"role": "assistant", "content": format_answers(q.answers)}]
         )
         stats["reasoning"] += 1
@@ -236,15 +272,24 @@ def build_data(
     max_plans: int = 3,
     max_paths: int = 30,
     seed: int = 0,
+    distractor_plans: int = 2,
+    targets: str = "auto",
 ) -> dict:
     """Write `chat/{train,valid}.jsonl` (for `ragtune train`) and `questions/{split}.jsonl`."""
     out = Path(out)
-    manifest: dict = {"max_hops": max_hops, "max_plans": max_plans, "splits": {}}
+    manifest: dict = {
+        "max_hops": max_hops,
+        "max_plans": max_plans,
+        "max_paths": max_paths,
+        "distractor_plans": distractor_plans,
+        "targets": targets,
+        "splits": {},
+    }
     for name, qs in splits.items():
         write_jsonl(out / "questions" / f"{name}.jsonl", [q.to_dict() for q in qs])
         manifest["splits"][name] = {"questions": len(qs)}
         if name in ("train", "valid") and qs:
-            convs, stats = build_examples(kg, qs, max_hops, max_plans, max_paths)
+            convs, stats = build_examples(kg, qs, max_hops, max_plans, max_paths, distractor_plans)
             random.Random(seed).shuffle(convs)  # mix planning and reasoning examples
             write_jsonl(out / "chat" / f"{name}.jsonl", [{"messages": c} for c in convs])
             manifest["splits"][name].update(stats)

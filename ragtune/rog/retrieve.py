@@ -62,16 +62,20 @@ def retrieve_paths(
                     rows.append((text, parts))
         out.valid.append(bool(rows))
         per_plan.append(rows)
-    # Round-robin over plans so every valid plan is represented before any is repeated.
+    # Round-robin over plans so every valid plan is represented before any is repeated;
+    # then listed plan by plan, best plan first: plans come ranked by the planner's score, and
+    # the reasoner reads the most likely plan's paths first.
     pools = [random.Random(seed + i).sample(r, len(r)) for i, r in enumerate(per_plan)]
-    picked: list[tuple[str, list[str]]] = []
-    while len(picked) < max_paths and any(pools):
-        for pool in pools:
-            if pool and len(picked) < max_paths:
-                picked.append(pool.pop())
-    if sum(len(r) for r in per_plan) > len(picked):
+    picked: list[list[tuple[str, list[str]]]] = [[] for _ in pools]
+    n = 0
+    while n < max_paths and any(pools):
+        for i, pool in enumerate(pools):
+            if pool and n < max_paths:
+                picked[i].append(pool.pop())
+                n += 1
+    if sum(len(r) for r in per_plan) > n:
         out.truncated = True
-    for text, parts in picked:
+    for text, parts in (x for group in picked for x in group):
         out.rendered.append(text)
         out.paths.append(parts)
     return out
