@@ -169,3 +169,7 @@ app.add_typer(rog_app, name="rog")
 from ragtune.cli.kg import kg_app  # noqa: E402
 
 app.add_typer(kg_app, name="kg")
+
+from ragtune.cli.serve import register as _register_serve  # noqa: E402
+
+_register_serve(app)

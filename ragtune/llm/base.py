@@ -11,6 +11,7 @@ given continuations) is optional: backends that can, override it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ragtune.errors import LLMError
@@ -119,3 +120,61 @@ class LM:
     def count_tokens(self, text: str) -> int:
         """Token count of `text`; backends without a tokenizer estimate ~4 characters a token."""
         return max(1, (len(text) + 3) // 4)
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: list[str] | None = None,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Yield the reply to one conversation in pieces as they are generated.
+
+        Backends that cannot stream yield the whole reply once (this default). Joined, the pieces
+        are the text `generate` would return; usage is counted as for `generate`.
+        """
+        yield self.generate(
+            [messages],
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop=stop,
+            seed=seed,
+        )[0].text
+
+
+def stream_until_stop(pieces: Iterable[str], stop: list[str] | None) -> Iterator[str]:
+    """Pass streamed text through, ending just before the first stop string.
+
+    A stop string may arrive split over several pieces: text that could be the start of one is
+    held back until the next piece decides.
+    """
+    stop = [s for s in stop or [] if s]
+    if not stop:
+        yield from pieces
+        return
+    held = ""
+    for piece in pieces:
+        held += piece
+        cut = min((i for s in stop if (i := held.find(s)) >= 0), default=-1)
+        if cut >= 0:
+            if cut:
+                yield held[:cut]
+            return
+        keep = max(
+            (
+                k
+                for s in stop
+                for k in range(min(len(s) - 1, len(held)), 0, -1)
+                if held.endswith(s[:k])
+            ),
+            default=0,
+        )
+        if len(held) > keep:
+            yield held[: len(held) - keep]
+            held = held[len(held) - keep :]
+    if held:
+        yield held

@@ -7,6 +7,7 @@ lm = TransformersLM("base", adapter="runs/raft/adapter", threads=2)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from ragtune.errors import ConfigError, ContextTooLong
@@ -166,3 +167,87 @@ class TransformersLM(LM):
             logp = torch.log_softmax(logits.float(), dim=-1)
             scores.append(float(logp.gather(1, torch.tensor(c_ids)[:, None]).sum()))
         return scores
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: list[str] | None = None,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Yield the reply as it is generated (transformers' TextIteratorStreamer).
+
+        Generation runs in a helper thread; closing this generator early (a client hung up)
+        stops it at the next token.
+        """
+        import threading
+
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        from ragtune.llm.base import stream_until_stop
+
+        enc = self.tokenizer([self.render(messages)], return_tensors="pt", add_special_tokens=False)
+        n_prompt = int(enc["input_ids"].shape[1])
+        if n_prompt + max_tokens > self.context_window:
+            raise ContextTooLong(
+                f"prompt of {n_prompt} tokens + max_tokens {max_tokens} exceeds the model's "
+                f"{self.context_window}-token window; retrieve fewer documents (-k) or lower "
+                "max_tokens"
+            )
+        cancel = threading.Event()
+
+        class _Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool)
+
+        criteria = [_Cancelled()]
+        if stop:
+            criteria.extend(self._stop_criteria(tuple(stop)))
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kw: dict = dict(
+            max_new_tokens=max_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            do_sample=temperature > 0,
+            stopping_criteria=StoppingCriteriaList(criteria),
+            streamer=streamer,
+        )
+        if temperature > 0:
+            kw.update(temperature=temperature, top_p=top_p)
+            if seed is not None:
+                torch.manual_seed(seed)
+        else:
+            kw.update(temperature=None, top_p=None, top_k=None)
+        result: dict = {}
+
+        def work() -> None:
+            try:
+                with torch.inference_mode():
+                    result["ids"] = self.model.generate(**enc, **kw)
+            except BaseException as e:  # handed to the consumer below
+                result["error"] = e
+                streamer.end()  # unblock the consumer
+
+        thread = threading.Thread(target=work, name="ragtune-stream", daemon=True)
+        thread.start()
+        text = []
+        try:
+            for piece in stream_until_stop(streamer, stop):
+                if not text:
+                    piece = piece.lstrip()
+                if not piece:  # the streamer holds back partial characters as ""
+                    continue
+                text.append(piece)
+                yield piece
+        finally:
+            cancel.set()
+            thread.join()
+        if "error" in result:
+            raise result["error"]
+        new = result["ids"][0, n_prompt:].tolist()
+        eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        n = next((j for j, t in enumerate(new) if t in eos), len(new))
+        self.usage.add(Completion("".join(text), n_prompt, n))

@@ -1,0 +1,77 @@
+"""Request bodies of the HTTP API (pydantic). Responses are plain dicts in OpenAI's shapes.
+
+Unknown fields are accepted and ignored, as OpenAI clients expect of a compatible server (they
+send `n`, `logit_bias`, `user`, ... freely).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    # a string, or OpenAI's list of parts ([{"type": "text", "text": "..."}]); None for tool calls
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        if not self.content:
+            return ""
+        return "\n".join(
+            str(p.get("text", "")) for p in self.content if p.get("type", "text") == "text"
+        )
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat request, plus ragtune's `mode`, `k` and `entities`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    n: int | None = Field(default=None, ge=1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    # ragtune's own fields (OpenAI clients send them via `extra_body`)
+    mode: Literal["rag", "rog"] = "rag"
+    k: int | None = Field(default=None, ge=1, le=50)
+    entities: list[str] | None = None
+
+    def question(self) -> str:
+        """The last user message's text: what gets answered."""
+        for m in reversed(self.messages):
+            if m.role == "user":
+                return m.text().strip()
+        return ""
+
+    def stops(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    query: str = Field(min_length=1)
+    k: int = Field(default=5, ge=1, le=100)
+    method: Literal["bm25", "dense", "hybrid"] | None = None
+
+
+class RogRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    question: str = Field(min_length=1)
+    entities: list[str] | None = None
