@@ -94,20 +94,19 @@ class TransformersLM(LM):
             out.extend(self._generate_batch(batch[i : i + self.batch_size], cfg))
         return out
 
-    def _generate_batch(self, batch: list[Messages], cfg: GenerationConfig) -> list[Completion]:
-        import torch
-
-        prompts = [self.render(m) for m in batch]
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        n_prompt = enc["attention_mask"].sum(dim=1).tolist()  # real (unpadded) prompt lengths
-        longest = enc["input_ids"].shape[1]
-        if longest + cfg.max_tokens > self.context_window:
+    def _check_window(self, n_prompt: int, max_tokens: int) -> None:
+        if n_prompt + max_tokens > self.context_window:
             raise ContextTooLong(
-                f"prompt of {longest} tokens + max_tokens {cfg.max_tokens} exceeds the model's "
+                f"prompt of {n_prompt} tokens + max_tokens {max_tokens} exceeds the model's "
                 f"{self.context_window}-token window; retrieve fewer documents (-k) or lower "
                 "max_tokens"
             )
-        kw = dict(
+
+    def _gen_kwargs(self, cfg: GenerationConfig) -> dict:
+        """model.generate() settings shared by batch generation and streaming."""
+        import torch
+
+        kw: dict = dict(
             max_new_tokens=cfg.max_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
             do_sample=cfg.temperature > 0,
@@ -118,6 +117,17 @@ class TransformersLM(LM):
                 torch.manual_seed(cfg.seed)
         else:  # greedy: silence the model's sampling defaults from generation_config
             kw.update(temperature=None, top_p=None, top_k=None)
+        return kw
+
+    def _generate_batch(self, batch: list[Messages], cfg: GenerationConfig) -> list[Completion]:
+        import torch
+
+        prompts = [self.render(m) for m in batch]
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        n_prompt = enc["attention_mask"].sum(dim=1).tolist()  # real (unpadded) prompt lengths
+        longest = enc["input_ids"].shape[1]
+        self._check_window(longest, cfg.max_tokens)
+        kw = self._gen_kwargs(cfg)
         if cfg.stop:
             kw["stopping_criteria"] = self._stop_criteria(tuple(cfg.stop))
         with torch.inference_mode():
@@ -192,12 +202,7 @@ class TransformersLM(LM):
 
         enc = self.tokenizer([self.render(messages)], return_tensors="pt", add_special_tokens=False)
         n_prompt = int(enc["input_ids"].shape[1])
-        if n_prompt + max_tokens > self.context_window:
-            raise ContextTooLong(
-                f"prompt of {n_prompt} tokens + max_tokens {max_tokens} exceeds the model's "
-                f"{self.context_window}-token window; retrieve fewer documents (-k) or lower "
-                "max_tokens"
-            )
+        self._check_window(n_prompt, max_tokens)
         cancel = threading.Event()
 
         class _Cancelled(StoppingCriteria):
@@ -208,19 +213,8 @@ class TransformersLM(LM):
         if stop:
             criteria.extend(self._stop_criteria(tuple(stop)))
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kw: dict = dict(
-            max_new_tokens=max_tokens,
-            pad_token_id=self.tokenizer.pad_token_id,
-            do_sample=temperature > 0,
-            stopping_criteria=StoppingCriteriaList(criteria),
-            streamer=streamer,
-        )
-        if temperature > 0:
-            kw.update(temperature=temperature, top_p=top_p)
-            if seed is not None:
-                torch.manual_seed(seed)
-        else:
-            kw.update(temperature=None, top_p=None, top_k=None)
+        kw = self._gen_kwargs(GenerationConfig(max_tokens, temperature, top_p, [], seed))
+        kw.update(stopping_criteria=StoppingCriteriaList(criteria), streamer=streamer)
         result: dict = {}
 
         def work() -> None:
