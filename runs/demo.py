@@ -1,5 +1,7 @@
 """End to end on the bundled example, offline: index GlimmerDB, answer with sources, build RAFT
-data, then the RAFT story (runs/raft_story.py): DSF and RAFT adapters and the five-way comparison.
+data, then the RAFT story (runs/raft_story.py): DSF and RAFT adapters and the five-way comparison,
+then the RoG story (runs/rog_story.py): a film-catalogue KG, a planner/reasoner adapter, answers
+with their reasoning paths.
 
 make demo                      # sets up .venv, then runs this
 python runs/demo.py --out runs/out/demo
@@ -20,7 +22,9 @@ def main() -> None:
     ap.add_argument("--out", default="runs/out/demo", help="where the index is written")
     ap.add_argument("--model", default="smollm2-135m", help="model spec for answering")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--skip-story", action="store_true", help="stop before the RAFT story")
+    ap.add_argument(
+        "--skip-story", action="store_true", help="stop before the RAFT and RoG stories"
+    )
     args = ap.parse_args()
 
     from rich.console import Console
@@ -82,6 +86,12 @@ def main() -> None:
         story = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(story)
         story.main(["--out", f"{args.out}/story", "--threads", str(args.threads)])
+        spec = importlib.util.spec_from_file_location(
+            "rog_story", os.path.join(os.path.dirname(__file__), "rog_story.py")
+        )
+        rog_story = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(rog_story)
+        rog_story.main(["--out", f"{args.out}/rog", "--threads", str(args.threads)])
     con.rule(f"demo done in {time.time() - t0:.0f}s; {rag_line}")
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ragtune.errors import ConfigError, DataError
 from ragtune.rog.prompts import format_answers, format_plan, plan_messages, reason_messages
+from ragtune.rog.retrieve import plan_exists
 
 
 @dataclass
@@ -172,6 +173,9 @@ def link(kg, q: KGQuestion) -> list[int]:
     return [kg.find_entity(n) for n in names]
 
 
+TARGETS = ("auto", "gold", "shortest")
+
+
 def training_targets(
     kg, q: KGQuestion, max_hops: int = 2, max_plans: int = 3, targets: str = "auto"
 ) -> list[list[str]]:
@@ -181,13 +185,11 @@ def training_targets(
     (Shortest paths can be shortcuts: on PathQuestion 12% of questions have a 1-hop path to
     the answer beside the 2-hop one the question asks about.)
     """
+    if targets not in TARGETS:
+        raise ConfigError(f"targets {targets!r}: use one of {', '.join(TARGETS)}")
     src = link(kg, q)
     if targets in ("auto", "gold") and q.gold_relations:
-        ok = [
-            list(p)
-            for p in q.gold_relations
-            if all(kg.relation_id(r.lstrip("~")) is not None for r in p)
-        ]
+        ok = [list(p) for p in q.gold_relations if plan_exists(kg, p)]
         if ok:
             return ok[:max_plans]
     dst = [i for i in (kg.find_entity(a) for a in q.answers) if i is not None]

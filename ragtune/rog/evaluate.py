@@ -74,6 +74,8 @@ def predict(cfg: RogEvalConfig, progress=None) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"questions": len(qs), "split": cfg.split, "modes": {}}
+    ids = {q.id for q in qs}
+    _check_same_run(out, cfg)
     for mode in cfg.modes:
         path = out / f"predictions-{mode}.jsonl"
         done = _done_ids(path)
@@ -104,11 +106,34 @@ def predict(cfg: RogEvalConfig, progress=None) -> dict:
                 f.flush()
                 if progress:
                     progress(mode, len(qs) - len(todo) + i + len(batch), len(qs))
-        rows = [r for r in read_predictions(path) if r["id"] in {q.id for q in qs}]
+        rows = [r for r in read_predictions(path) if r["id"] in ids]
         results["modes"][mode] = evaluate_rows(rows)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(results_table(results) + "\n")
     return results
+
+
+# Settings that change predictions: a resumed run must use the same ones, or its rows would
+# mix two runs (limit, modes, batch size and threads only change which/how fast rows come).
+_RUN_KEYS = ("kg", "data", "model", "adapter", "planner", "split", "hops", "max_paths", "beams")
+
+
+def _check_same_run(out: Path, cfg: RogEvalConfig) -> None:
+    from dataclasses import asdict
+
+    from ragtune.errors import ConfigError
+
+    mine = {k: v for k, v in asdict(cfg).items() if k in _RUN_KEYS}
+    f = out / "run.json"
+    if f.exists():
+        old = json.loads(f.read_text())
+        diff = sorted(k for k in _RUN_KEYS if old.get(k) != mine.get(k))
+        if diff and any(out.glob("predictions-*.jsonl")):
+            raise ConfigError(
+                f"{out} holds predictions made with other settings ({', '.join(diff)}); "
+                "use another --out, or delete it to start over"
+            )
+    f.write_text(json.dumps(mine, indent=2) + "\n")
 
 
 def _done_ids(path: Path) -> set[str]:

@@ -15,6 +15,7 @@ local model for beam search (it defaults to the reasoner).
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass, field
 
 from ragtune.errors import ConfigError
@@ -103,8 +104,8 @@ class RoG:
         plans_out: list[list[dict]] = [[] for _ in questions]
         if mode == "paths":
             grounded = [
-                all_paths(self.kg, ids, self.hops, self.max_paths, seed=i)
-                for i, (ids, _) in enumerate(linked)
+                all_paths(self.kg, ids, self.hops, self.max_paths, seed=_seed(q))
+                for q, (ids, _) in zip(questions, linked, strict=True)
             ]
         elif mode in ("rog", "constrained"):
             allowed = None
@@ -115,7 +116,13 @@ class RoG:
                 ]
             plans = self.planner.plan(questions, allowed)
             for i, ((ids, _), ps) in enumerate(zip(linked, plans, strict=True)):
-                g = retrieve_paths(self.kg, ids, [p.relations for p in ps], self.max_paths, seed=i)
+                g = retrieve_paths(
+                    self.kg,
+                    ids,
+                    [p.relations for p in ps],
+                    self.max_paths,
+                    seed=_seed(questions[i]),
+                )
                 for p, ok in zip(ps, g.valid, strict=True):
                     p.valid = ok
                 plans_out[i] = [p.to_dict() for p in ps]
@@ -152,3 +159,8 @@ class RoG:
             del g.rendered[-drop:]
             del g.paths[-drop:]
             g.truncated = True
+
+
+def _seed(question: str) -> int:
+    """Path sampling seeded by the question, not its place in a batch: resumable, repeatable."""
+    return zlib.crc32(question.encode("utf-8"))

@@ -151,9 +151,14 @@ class Planner:
         for qi in range(len(questions)):
             plans: list[Plan] = []
             seen: set[tuple[str, ...]] = set()
+            # A beam cut off by max_new_tokens can end mid-plan; constrained, keep only plans
+            # that are whole members of the allowed set.
+            ok = {tuple(p) for p in allowed[qi]} if allowed is not None else None
             for j in range(self.num_plans):
                 k = qi * self.num_plans + j
                 for rels in parse_plans(texts[k]):
+                    if ok is not None and tuple(rels) not in ok:
+                        continue
                     if tuple(rels) not in seen:
                         seen.add(tuple(rels))
                         plans.append(Plan(rels, float(scores[k])))

@@ -71,7 +71,8 @@ def parse_answers(text: str) -> list[str]:
     """Answer lines of a reasoning reply; list bullets and numbering stripped, order kept."""
     out: list[str] = []
     for line in text.split("\n"):
-        a = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip()
+        # a bullet or "1." / "2)" numbering, only when a space follows ("2.5 million" stays)
+        a = re.sub(r"^\s*(?:[-*•]|\d+[.)])(?=\s)\s*", "", line).strip()
         if a and a not in out:
             out.append(a)
     return out

@@ -29,6 +29,13 @@ class Grounded:
         return list(seen)
 
 
+def plan_exists(kg, plan: list[str]) -> bool:
+    """Every relation of the plan is in the KG (`~r`: r backwards; `~~r` is not a relation)."""
+    return bool(plan) and all(
+        kg.relation_id(r[1:] if r.startswith("~") else r) is not None for r in plan
+    )
+
+
 def retrieve_paths(
     kg,
     start_ids: list[int],
@@ -38,46 +45,63 @@ def retrieve_paths(
 ) -> Grounded:
     """Follow each plan from the start entities; keep at most `max_paths` paths in all.
 
-    When over the cap, a seeded shuffle picks which paths stay (as the reference does when
-    over its prompt budget), so no plan's paths crowd out the others by id order alone.
+    When over the cap, which paths stay is fair three ways: each start entity's paths are
+    shuffled (seeded; the reference shuffles when over its prompt budget) and interleaved, so a
+    hub entity cannot crowd out the others; plans are taken in turn, so every valid plan is
+    represented; the result is listed plan by plan, best plan first (plans come ranked by the
+    planner's score, and the reasoner reads the most likely plan's paths first).
     """
     out = Grounded()
     seen: set[str] = set()
     per_plan: list[list[tuple[str, list[str]]]] = []
-    for plan in plans:
+    for i, plan in enumerate(plans):
         rows: list[tuple[str, list[str]]] = []
-        ok = bool(start_ids) and all(kg.relation_id(r.lstrip("~")) is not None for r in plan)
-        if ok:
-            # Over-fetch so the shuffle has something to choose from; the hard cap stays.
-            got = kg.follow(start_ids, plan, max_paths=max_paths * 4)
-            out.truncated |= bool(got.truncated)
-            names = kg.entity_names
-            for nodes, codes in zip(got.nodes.tolist(), got.rels.tolist(), strict=True):
-                parts = [names[nodes[0]]]
-                for c, e in zip(codes, nodes[1:], strict=True):
-                    parts += (kg.relation_name(c), names[e])
-                text = " -> ".join(parts)
+        if start_ids and plan_exists(kg, plan):
+            per_start = []
+            for j, s in enumerate(start_ids):
+                # over-fetch so the shuffle has something to choose from; the hard cap stays
+                got = kg.follow([s], plan, max_paths=max_paths * 4)
+                out.truncated |= bool(got.truncated)
+                named = _named(kg, got)
+                random.Random(seed * 7919 + i * 131 + j).shuffle(named)
+                per_start.append(named)
+            for text, parts in _interleave(per_start):
                 if text not in seen:
                     seen.add(text)
                     rows.append((text, parts))
         out.valid.append(bool(rows))
         per_plan.append(rows)
-    # Round-robin over plans so every valid plan is represented before any is repeated;
-    # then listed plan by plan, best plan first: plans come ranked by the planner's score, and
-    # the reasoner reads the most likely plan's paths first.
-    pools = [random.Random(seed + i).sample(r, len(r)) for i, r in enumerate(per_plan)]
-    picked: list[list[tuple[str, list[str]]]] = [[] for _ in pools]
+    picked: list[list[tuple[str, list[str]]]] = [[] for _ in per_plan]
     n = 0
-    while n < max_paths and any(pools):
-        for i, pool in enumerate(pools):
-            if pool and n < max_paths:
-                picked[i].append(pool.pop())
+    for k in range(max((len(r) for r in per_plan), default=0)):
+        for i, rows in enumerate(per_plan):
+            if k < len(rows) and n < max_paths:
+                picked[i].append(rows[k])
                 n += 1
     if sum(len(r) for r in per_plan) > n:
         out.truncated = True
     for text, parts in (x for group in picked for x in group):
         out.rendered.append(text)
         out.paths.append(parts)
+    return out
+
+
+def _named(kg, got) -> list[tuple[str, list[str]]]:
+    names = kg.entity_names
+    out = []
+    for nodes, codes in zip(got.nodes.tolist(), got.rels.tolist(), strict=True):
+        parts = [names[nodes[0]]]
+        for c, e in zip(codes, nodes[1:], strict=True):
+            parts += (kg.relation_name(c), names[e])
+        out.append((" -> ".join(parts), parts))
+    return out
+
+
+def _interleave(lists: list[list]) -> list:
+    """[[a1, a2], [b1]] -> [a1, b1, a2]: one item of each list in turn."""
+    out = []
+    for i in range(max((len(x) for x in lists), default=0)):
+        out.extend(x[i] for x in lists if i < len(x))
     return out
 
 

@@ -261,6 +261,15 @@ def train(
     # -- model --------------------------------------------------------------------------
     if cfg.adapter:
         tok = grow_for_adapter(model, tok, cfg.adapter)
+        acfg = json.loads((Path(cfg.adapter) / "adapter_config.json").read_text())
+        tti = acfg.get("trainable_token_indices") or {}
+        covered = set(tti if isinstance(tti, list) else tti.get("embed_tokens", []))
+        if new_ids and not set(new_ids) <= covered:
+            raise ConfigError(
+                f"--adapter {cfg.adapter} was trained without the added tokens "
+                f"{cfg.add_tokens}: their rows would stay untrained; start a new adapter "
+                "(no --adapter) or continue one trained with the same --add-tokens"
+            )
         model = PeftModel.from_pretrained(model, cfg.adapter, is_trainable=True)
     else:
         lcfg = LoraConfig(

@@ -39,6 +39,7 @@ def test_plan_format_round_trip_and_answer_parsing():
     assert parse_plans(text) == [["spouse", "~nationality"], ["parents"]]
     assert parse_plans("<PATH>spouse<SEP>nation") == [["spouse", "nation"]]  # cut off
     assert parse_answers("1. Paris\n- London\n\nParis") == ["Paris", "London"]
+    assert parse_answers("2.5 million\n-5\n3) three") == ["2.5 million", "-5", "three"]
     msg = reason_messages("who is it", ["a -> r -> b"])[0]["content"]
     assert msg.endswith("Reasoning Paths:\na -> r -> b\n\nQuestion:\nwho is it?")
 

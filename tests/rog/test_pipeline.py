@@ -116,3 +116,51 @@ def test_build_data_and_cli(catalog, tmp_path, capsys):
     )
     out = json.loads(capsys.readouterr().out.split("wrote")[-1].split("\n", 1)[1])
     assert out["entities"] == ["The Salt Ember"] and out["paths"]
+
+
+def test_a_hub_does_not_crowd_out_other_entities_and_odd_plans_are_invalid(tmp_path):
+    triples = [("Alice", "r", f"a{i}") for i in range(200)] + [
+        ("Bob", "r", f"b{i}") for i in range(5)
+    ]
+    kg = KG.build(triples, tmp_path / "kg")
+    got = retrieve_paths(kg, [kg.find_entity("Alice"), kg.find_entity("Bob")], [["r"], ["~~r"]], 30)
+    starts = [p[0] for p in got.paths]
+    assert len(got.paths) == 30 and starts.count("Bob") == 5 and got.truncated
+    assert got.valid == [True, False]  # "~~r" is no relation: invalid, not a crash
+
+
+def test_targets_setting_is_honoured(catalog, tmp_path):
+    kg, qs, _ = catalog
+    import dataclasses
+
+    q = next(q for q in qs if q.question.startswith("who directed "))
+    # pretend the data's own path differs from the shortest one
+    q = dataclasses.replace(q, gold_relations=[["has_genre"]])
+    assert training_targets(kg, q, targets="gold") == [["has_genre"]]
+    assert training_targets(kg, q, targets="shortest") == [["directed_by"]]
+    with pytest.raises(Exception, match="targets"):
+        training_targets(kg, q, targets="nope")
+
+
+def test_predict_resumes_only_the_same_run(catalog, tmp_path):
+    from ragtune.rog.evaluate import RogEvalConfig, predict
+
+    kg, qs, d = catalog
+    build_data(kg, split_questions(qs, 0, 0.2), tmp_path / "data")
+    cfg = RogEvalConfig(
+        kg=str(d / "kg"),
+        data=str(tmp_path / "data"),
+        out=str(tmp_path / "ev"),
+        model="dummy",
+        modes=["paths"],
+        limit=3,
+    )
+    r1 = predict(cfg)
+    assert r1["modes"]["paths"]["n"] == 3
+    cfg.limit = 5  # more questions, same settings: resumes, answers only the 2 new ones
+    assert predict(cfg)["modes"]["paths"]["n"] == 5
+    rows = (tmp_path / "ev/predictions-paths.jsonl").read_text().splitlines()
+    assert len(rows) == 5
+    cfg.max_paths = 3  # different settings: refuses to mix runs
+    with pytest.raises(Exception, match="other settings"):
+        predict(cfg)
