@@ -60,6 +60,13 @@ class BuildDataConfig:
         default=2,
         metadata={"help": "Other relation paths whose paths join each reasoning example."},
     )
+    gold_first: float = field(
+        default=0.8,
+        metadata={
+            "help": "Share of reasoning examples listing the gold paths first, as inference "
+            "lists the best plan's paths first (the rest are shuffled)."
+        },
+    )
     train_limit: int = field(
         default=0, metadata={"help": "Use only the first N training questions (0: all)."}
     )
@@ -85,6 +92,7 @@ def run_build_data(cfg: BuildDataConfig) -> dict:
         cfg.seed,
         cfg.distractor_plans,
         cfg.targets,
+        cfg.gold_first,
     )
     for name, s in m["splits"].items():
         extra = (

@@ -217,6 +217,7 @@ def build_examples(
     max_paths: int = 30,
     distractor_plans: int = 2,
     targets: str = "auto",
+    gold_first: float = 0.8,
 ) -> tuple[list[list[dict]], dict[str, int]]:
     """Chat conversations (planning and reasoning, interleaved) and counts of what was made."""
     from ragtune.rog.retrieve import retrieve_paths
@@ -249,8 +250,18 @@ def build_examples(
         noise += rng.sample(rest, min(distractor_plans - len(noise), len(rest)))
         got = retrieve_paths(kg, src, plans, max_paths=max_paths, seed=seed)
         extra = retrieve_paths(kg, src, noise, max_paths=max(1, max_paths // 2), seed=seed)
-        paths = got.rendered + [p for p in extra.rendered if p not in got.rendered]
-        rng.shuffle(paths)
+        gold_paths = list(got.rendered)
+        noise_paths = [p for p in extra.rendered if p not in got.rendered]
+        rng.shuffle(gold_paths)
+        rng.shuffle(noise_paths)
+        if rng.random() < gold_first:
+            # As at inference, where the best plan's paths are listed first (the planner ranks
+            # them): the reasoner learns to trust that order...
+            paths = gold_paths + noise_paths
+        else:
+            # ...and, in the other examples, to find the relevant paths anywhere.
+            paths = gold_paths + noise_paths
+            rng.shuffle(paths)
         convs.append(
             reason_messages(q.question, paths)
             + [{"role": "assistant", "content": format_answers(q.answers)}]
@@ -276,6 +287,7 @@ def build_data(
     seed: int = 0,
     distractor_plans: int = 2,
     targets: str = "auto",
+    gold_first: float = 0.8,
 ) -> dict:
     """Write `chat/{train,valid}.jsonl` (for `ragtune train`) and `questions/{split}.jsonl`."""
     out = Path(out)
@@ -285,6 +297,7 @@ def build_data(
         "max_paths": max_paths,
         "distractor_plans": distractor_plans,
         "targets": targets,
+        "gold_first": gold_first,
         "splits": {},
     }
     for name, qs in splits.items():
