@@ -66,6 +66,7 @@ class ServeConfig:
 
 def build_app(cfg: ServeConfig):
     """Load the model, index and (with --kg) the RoG pipeline; return the ASGI app."""
+    from ragtune.errors import ConfigError
     from ragtune.llm.spec import load_lm
     from ragtune.rag import RAG
     from ragtune.server import Settings, create_app
@@ -92,6 +93,13 @@ def build_app(cfg: ServeConfig):
                 rog_lm = load_lm(cfg.model, adapter=cfg.rog_adapter, **kw)
         with err.status("loading knowledge graph"):
             rog = RoG(KG.open(cfg.kg), rog_lm, mode=cfg.rog_mode)
+        if rog.mode == "constrained" and not rog.planner.local:
+            # else every /v1/rog request would fail with a 400; say so now, once
+            raise ConfigError(
+                f"--rog-mode constrained needs a local model for its beam search, but "
+                f"{cfg.model!r} is not one; pass --rog-mode rog or --rog-mode paths, or serve "
+                "a local --model (with a --rog-adapter)"
+            )
     settings = Settings(
         model_id=cfg.name or cfg.model,
         max_body_bytes=cfg.max_body_bytes,

@@ -7,11 +7,15 @@ lm = TransformersLM("base", adapter="runs/raft/adapter", threads=2)
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
 from ragtune.errors import ConfigError, ContextTooLong
 from ragtune.llm.base import LM, Completion, GenerationConfig, Messages, truncate_at_stop
+
+STOP_CACHE = 16  # stop lists whose criteria are kept (least recently used dropped first)
 
 
 class TransformersLM(LM):
@@ -66,7 +70,8 @@ class TransformersLM(LM):
             model = PeftModel.from_pretrained(model, str(adapter))
         self.model = model.eval()
         self.batch_size = batch_size
-        self._stops: dict[tuple[str, ...], object] = {}
+        self._stops: OrderedDict[tuple[str, ...], object] = OrderedDict()
+        self._stops_lock = threading.Lock()  # a server generates from several threads
         self.context_window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
 
     # -- helpers ------------------------------------------------------------------------
@@ -151,13 +156,21 @@ class TransformersLM(LM):
     def _stop_criteria(self, stop: tuple[str, ...]):
         # Building StopStringCriteria scans the whole vocabulary (~0.2 s for 49k tokens): do it
         # once per distinct stop list, not once per generate() call. It holds no per-call state.
+        # A small LRU: a server's clients may send many distinct lists.
         from transformers import StoppingCriteriaList, StopStringCriteria
 
-        if stop not in self._stops:
-            self._stops[stop] = StoppingCriteriaList(
-                [StopStringCriteria(self.tokenizer, list(stop))]
-            )
-        return self._stops[stop]
+        with self._stops_lock:
+            hit = self._stops.get(stop)
+            if hit is not None:
+                self._stops.move_to_end(stop)
+                return hit
+        built = StoppingCriteriaList([StopStringCriteria(self.tokenizer, list(stop))])
+        with self._stops_lock:
+            self._stops[stop] = built
+            self._stops.move_to_end(stop)
+            while len(self._stops) > STOP_CACHE:
+                self._stops.popitem(last=False)
+        return built
 
     def score(self, prompt: Messages, continuations: list[str]) -> list[float]:
         """Sum of log p(continuation tokens | chat prompt) for each continuation. Shapes in comments."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,6 +59,7 @@ class Index:
         self._bm25 = None
         self._dense = None
         self._embedder = None
+        self._load_lock = threading.Lock()  # concurrent first searches (a server) load once
 
     # -- building ------------------------------------------------------------------------
     @classmethod
@@ -156,11 +158,14 @@ class Index:
 
     def _dense_index(self):
         if self._dense is None:
-            from ragtune.retrieval.dense import DenseIndex, Embedder
+            with self._load_lock:
+                if self._dense is None:
+                    from ragtune.retrieval.dense import DenseIndex, Embedder
 
-            self._dense = DenseIndex.load(self.path / "dense")
-            emb = self.params["dense"]["embedder"]
-            self._embedder = Embedder(None if emb.startswith("bundled:") else emb)
+                    emb = self.params["dense"]["embedder"]
+                    # the embedder first: `_dense` set means both are ready
+                    self._embedder = Embedder(None if emb.startswith("bundled:") else emb)
+                    self._dense = DenseIndex.load(self.path / "dense")
         return self._dense
 
     # -- searching ----------------------------------------------------------------------

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -42,6 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ragtune.errors import (
     ConfigError,
     ContextTooLong,
+    DataError,
     LLMError,
     RagtuneError,
     RateLimited,
@@ -50,6 +51,7 @@ from ragtune.errors import (
 from ragtune.llm.base import Completion
 from ragtune.server.limits import (
     Busy,
+    ClientGone,
     GenerationGate,
     LimitsMiddleware,
     Settings,
@@ -70,10 +72,6 @@ PAGE_HEADERS = {
 _END = object()
 
 
-class _ClientGone(Exception):
-    """Raised in the worker thread to stop generating for a client that hung up."""
-
-
 class _ClientError(Exception):
     """A request the server refuses with a 4xx before generating."""
 
@@ -86,6 +84,9 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
     """The ASGI app. `rag`: a `ragtune.RAG`; `rog`: a `ragtune.rog.pipeline.RoG` or None."""
     settings = settings or Settings()
     gate = GenerationGate(settings.max_concurrency, settings.max_queue)
+    # retrieval runs outside the gate (no model), but a dense query is an embedder pass: bound
+    # them apart from anyio's default pool of 40 threads
+    retrievals = anyio.CapacityLimiter(settings.max_retrievals)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -197,7 +198,9 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
         try:
             await check_prompt(req.query)
             method = req.method or rag.method
-            hits = await anyio.to_thread.run_sync(lambda: rag.index.hits(req.query, req.k, method))
+            hits = await anyio.to_thread.run_sync(
+                lambda: rag.index.hits(req.query, req.k, method), limiter=retrievals
+            )
         except Exception as e:
             return _error_for(e)
         data = [
@@ -216,19 +219,22 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
         return {"object": "list", "model": settings.model_id, "query": req.query, "data": data}
 
     @app.post("/v1/rog")
-    async def rog_route(req: RogRequest):
+    async def rog_route(req: RogRequest, request: Request):
         try:
             if rog is None:
                 raise _no_kg()
             await check_prompt(req.question + " " + " ".join(req.entities or []))
             ticket = gate.reserve()  # raises Busy when the queue is full
-            ans = await ticket.run(lambda: rog.ask(req.question, entities=req.entities))
+            ans = await ticket.run(
+                lambda: rog.ask(req.question, entities=req.entities),
+                gone=request.is_disconnected,
+            )
         except Exception as e:
             return _error_for(e)
         return {"object": "ragtune.rog", "model": settings.model_id, **_as_dict(ans)}
 
     @app.post("/v1/chat/completions")
-    async def chat(req: ChatCompletionRequest):
+    async def chat(req: ChatCompletionRequest, request: Request):
         try:
             question = req.question()
             if not question:
@@ -281,7 +287,7 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
 
         if not req.stream:
             try:
-                result = await ticket.run(work, lambda piece: None)
+                result = await ticket.run(work, lambda piece: None, gone=request.is_disconnected)
             except Exception as e:
                 return _error_for(e)
             text, finish, usage, extra = _outcome(req.mode, result, lm, question, max_tokens)
@@ -301,7 +307,7 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
                 "ragtune": extra,
             }
 
-        run = _StreamRun(ticket, work)
+        run = _StreamRun(ticket, work, request.is_disconnected)
         first = await run.next()
         if first is _END and run.error is not None:  # failed before a word: a proper status
             return _error_for(run.error)
@@ -364,7 +370,12 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
 class _StreamRun:
     """A generation started now (so its slot frees even if nobody reads), read piece by piece."""
 
-    def __init__(self, ticket: Any, work: Callable[[Callable[[str], None]], Any]) -> None:
+    def __init__(
+        self,
+        ticket: Any,
+        work: Callable[[Callable[[str], None]], Any],
+        gone: Callable[[], Any] | None = None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue = asyncio.Queue()
         self.gone = threading.Event()
@@ -373,7 +384,7 @@ class _StreamRun:
 
         def emit(piece: str) -> None:  # called in the worker thread
             if self.gone.is_set():
-                raise _ClientGone()
+                raise ClientGone("the client disconnected mid-stream")
             loop.call_soon_threadsafe(self.queue.put_nowait, piece)
 
         def done(task: asyncio.Task) -> None:
@@ -385,7 +396,7 @@ class _StreamRun:
                 self.result = task.result()
             self.queue.put_nowait(_END)
 
-        self.task = asyncio.ensure_future(ticket.run(work, emit))
+        self.task = asyncio.ensure_future(ticket.run(work, emit, gone=gone))
         self.task.add_done_callback(done)
 
     async def next(self) -> Any:
@@ -480,7 +491,8 @@ def _validation_message(errors: list[dict]) -> str:
         where = ".".join(loc) or "body"
         if e.get("type") == "json_invalid":
             return "the request body is not valid JSON"
-        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")  # our validators'
+        parts.append(f"{where}: {msg}")
     return "invalid request: " + "; ".join(parts)
 
 
@@ -497,7 +509,7 @@ def _error_for(e: BaseException) -> JSONResponse:
         )
     if isinstance(e, ContextTooLong):
         return error_response(400, str(e), "invalid_request_error", "context_length_exceeded")
-    if isinstance(e, ConfigError):
+    if isinstance(e, (ConfigError, DataError)):  # raised on what the request asked for
         return error_response(400, str(e), "invalid_request_error", "invalid_request")
     if isinstance(e, RateLimited):
         ra = str(max(1, int(e.retry_after or 1)))
@@ -508,7 +520,9 @@ def _error_for(e: BaseException) -> JSONResponse:
         return error_response(502, msg, "server_error", "backend_unreachable")
     if isinstance(e, LLMError):
         return error_response(502, f"the model backend failed: {e}", "server_error", "backend")
-    return _internal_error(e)
+    if isinstance(e, ClientGone):  # nobody reads this; nginx's "client closed request"
+        return error_response(499, str(e), "invalid_request_error", "client_closed_request")
+    return _internal_error(e)  # a generic message: the traceback goes to the log only
 
 
 def _internal_error(e: BaseException) -> JSONResponse:

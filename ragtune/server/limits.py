@@ -3,7 +3,8 @@
     settings = Settings(max_concurrency=1, max_queue=16)    # api_key defaults to $RAGTUNE_API_KEY
     gate = GenerationGate(settings.max_concurrency, settings.max_queue)
     ticket = gate.reserve()            # raises Busy (-> 503 + Retry-After) when the queue is full
-    result = await ticket.run(fn, *args)   # waits for a slot, runs fn in a worker thread
+    result = await ticket.run(fn, *args, gone=request.is_disconnected)
+    # waits for a slot, runs fn in a worker thread; raises ClientGone if the client left meanwhile
 
 `LimitsMiddleware` (pure ASGI, outermost) answers 401 before reading a body, and 413 from the
 Content-Length header or, for chunked uploads, as soon as the streamed body passes the limit.
@@ -17,7 +18,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ class Settings:
     max_completion_tokens: int = 1024
     max_concurrency: int = 1
     max_queue: int = 16
+    max_retrievals: int = 4  # /v1/retrieve calls at once (each may run an embedder pass)
     warmup: bool = True  # load the retrievers at startup, not on the first request
 
     def __post_init__(self) -> None:
@@ -53,6 +55,8 @@ class Settings:
                 raise ConfigError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if self.max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1 (got {self.max_concurrency})")
+        if self.max_retrievals < 1:
+            raise ConfigError(f"max_retrievals must be at least 1 (got {self.max_retrievals})")
         if self.max_queue < 0:
             raise ConfigError(f"max_queue must be 0 or more (got {self.max_queue})")
 
@@ -84,6 +88,10 @@ class Busy(Exception):
             f"the server is busy ({active} generating, {queued} queued, the queue is full); "
             f"retry in {retry_after} s"
         )
+
+
+class ClientGone(Exception):
+    """The client hung up: nothing is generated (or the rest is not) for it."""
 
 
 class GenerationGate:
@@ -141,7 +149,15 @@ class Ticket:
             self._done = True
             self.gate.pending -= 1
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def run(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Any:
+        """Wait for a slot, then run `fn(*args)` in a worker thread. `gone`: asked once the slot
+        is ours; when it answers True (the client hung up while queued) the slot is given back
+        at once and `ClientGone` raised, so a queue of abandoned requests costs no generation."""
         gate = self.gate
         sem = gate._semaphore()
         try:
@@ -149,6 +165,16 @@ class Ticket:
         except BaseException:  # cancelled while queued: give the place back
             self.cancel()
             raise
+        try:
+            left = gone is not None and await gone()
+        except BaseException:
+            sem.release()
+            self.cancel()
+            raise
+        if left:
+            sem.release()
+            self.cancel()
+            raise ClientGone("the client disconnected while its request was queued")
         self._done = True
         gate.running += 1
         t0 = time.perf_counter()

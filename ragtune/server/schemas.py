@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# OpenAI's limit on stop sequences; each distinct list costs the local model a vocabulary scan
+# (and a cache entry), so their count and length are bounded too
+MAX_STOPS = 4
+MAX_STOP_CHARS = 64
 
 
 class ChatMessage(BaseModel):
@@ -48,6 +53,24 @@ class ChatCompletionRequest(BaseModel):
     mode: Literal["rag", "rog"] = "rag"
     k: int | None = Field(default=None, ge=1, le=50)
     entities: list[str] | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _bounded_stops(cls, v: str | list[str] | None) -> str | list[str] | None:
+        stops = [v] if isinstance(v, str) else v or []
+        if len(stops) > MAX_STOPS:
+            raise ValueError(
+                f"at most {MAX_STOPS} stop sequences are allowed (got {len(stops)}); send a "
+                f"string or a list of up to {MAX_STOPS} strings"
+            )
+        for i, st in enumerate(stops):
+            if len(st) > MAX_STOP_CHARS:
+                which = "the stop string" if isinstance(v, str) else f"stop[{i}]"
+                raise ValueError(
+                    f"each stop sequence may be at most {MAX_STOP_CHARS} characters; {which} "
+                    f"has {len(st):,}"
+                )
+        return v
 
     def question(self) -> str:
         """The last user message's text: what gets answered."""

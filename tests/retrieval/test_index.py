@@ -118,3 +118,34 @@ def test_bm25_queries_with_identifiers_and_punctuation(index):
     for q in ["glimmer.fold_ledger(vault, keep=3)", 'don\'t AND OR NOT (x) "quoted" field:value']:
         res = index.search([q], k=2, method="bm25")
         assert res.ids.shape == (1, 2)
+
+
+def test_concurrent_first_dense_searches_load_once(index, monkeypatch):
+    """A server's first dense queries arrive together: none may see a half-loaded retriever."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ragtune.retrieval.dense as dense
+
+    query = "a young cat sleeping"
+    expected = index.hits(query, 1, "dense")[0][0].id  # loaded before the patch
+    made = []
+
+    class SlowEmbedder(dense.Embedder):
+        def __init__(self, *a, **kw):
+            made.append(1)
+            time.sleep(0.3)  # widens the window a racing search would fall into
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(dense, "Embedder", SlowEmbedder)
+    fresh = Index.load(index.path)
+    go = threading.Barrier(4)
+
+    def search(_):
+        go.wait()
+        return fresh.hits(query, 1, "dense")[0][0].id
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(search, range(4))) == [expected] * 4
+    assert len(made) == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from ragtune.errors import ConfigError, DataError, LLMError
 from ragtune.rag import RAG
 from ragtune.testing import DummyLM
 from tests.server.conftest import LEASE_Q
@@ -142,3 +145,136 @@ def test_error_mid_stream_is_an_event(serve, glimmer_index):
         for ch in c.chat.completions.create(model="x", stream=True, **CHAT):
             got.append(ch.choices[0].delta.content)
     assert "Leases" in got
+
+
+def test_stop_sequences_are_bounded(serve, lease_rag):
+    """At most 4 stop strings (OpenAI's limit), each at most 64 characters: each distinct list
+    costs a local model a vocabulary scan and a cache entry."""
+    srv = serve(lease_rag)
+    c = openai.OpenAI(base_url=srv.base_url, api_key="x", max_retries=0)
+    for stop in ("]", ["a", "b", "c", "d"], None):  # a string, or up to 4
+        assert c.chat.completions.create(model="x", stop=stop, **CHAT).choices
+    url = srv.base_url + "/chat/completions"
+    r = httpx.post(url, json={**CHAT, "stop": ["a", "b", "c", "d", "e"]})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    msg = r.json()["error"]["message"]
+    assert msg.startswith("invalid request: stop: ") and "at most 4 stop sequences" in msg
+    assert "(got 5)" in msg and "Value error" not in msg
+    r = httpx.post(url, json={**CHAT, "stop": ["ok", "x" * 65]})
+    assert r.status_code == 400
+    assert "at most 64 characters; stop[1] has 65" in r.json()["error"]["message"]
+    r = httpx.post(url, json={**CHAT, "stop": "x" * 1000})
+    assert r.status_code == 400 and "the stop string has 1,000" in r.json()["error"]["message"]
+
+
+def test_stop_criteria_cache_is_a_small_lru(tiny_model, monkeypatch):
+    import transformers
+
+    from ragtune.llm.local import STOP_CACHE, TransformersLM
+
+    built = []
+    monkeypatch.setattr(
+        transformers, "StopStringCriteria", lambda tok, stops: built.append(stops) or object()
+    )
+    lm = TransformersLM(tiny_model)
+    first = lm._stop_criteria(("keep",))
+    for i in range(3 * STOP_CACHE):
+        lm._stop_criteria((f"s{i}",))
+        assert lm._stop_criteria(("keep",)) is first  # recently used: kept, not rebuilt
+    assert len(lm._stops) == STOP_CACHE and len(built) == 1 + 3 * STOP_CACHE
+    assert ("s0",) not in lm._stops and (f"s{3 * STOP_CACHE - 1}",) in lm._stops
+
+
+def _raw_post(port: int, body: dict) -> socket.socket:
+    """A request sent on a raw socket, so the test can hang up without reading the reply."""
+    data = json.dumps(body).encode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(data), data)
+    )
+    return s
+
+
+def test_queued_request_of_a_client_that_left_is_not_generated(serve, glimmer_index):
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def reply(messages):
+        calls.append(1)
+        started.set()
+        release.wait(20)
+        return "Leases last 30 seconds [1]."
+
+    srv = serve(RAG(glimmer_index, DummyLM(reply)), max_concurrency=1, max_queue=4)
+    url = srv.base_url + "/chat/completions"
+    health = srv.url + "/healthz"
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            first = pool.submit(httpx.post, url, json=CHAT, timeout=30)
+            assert started.wait(10)  # holds the only slot
+            left = [_raw_post(srv.port, CHAT), _raw_post(srv.port, {**CHAT, "stream": True})]
+            deadline = time.monotonic() + 10
+            while httpx.get(health).json()["queued"] < 2:
+                assert time.monotonic() < deadline, "the requests never queued"
+                time.sleep(0.02)
+            for s in left:
+                s.close()  # both clients hang up while queued
+            time.sleep(0.5)  # for the server to see the connections close
+        finally:
+            release.set()
+        assert first.result().status_code == 200
+    deadline = time.monotonic() + 10
+    while (h := httpx.get(health).json())["generating"] or h["queued"]:
+        assert time.monotonic() < deadline, h
+        time.sleep(0.02)
+    assert len(calls) == 1  # the abandoned requests never reached the model
+    assert httpx.post(url, json=CHAT, timeout=30).status_code == 200  # the slot was given back
+    assert len(calls) == 2
+
+
+def test_retrieval_has_its_own_small_limiter(serve, lease_rag, monkeypatch):
+    """/v1/retrieve stays outside the generation gate but runs at most max_retrievals at once."""
+    srv = serve(lease_rag, max_retrievals=2)
+    lock, now, peak = threading.Lock(), [0], [0]
+    real = lease_rag.index.hits
+
+    def hits(*a, **kw):
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        try:
+            time.sleep(0.2)
+            return real(*a, **kw)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    monkeypatch.setattr(lease_rag.index, "hits", hits)
+    url = srv.base_url + "/retrieve"
+    with ThreadPoolExecutor(6) as pool:
+        rs = list(
+            pool.map(lambda _: httpx.post(url, json={"query": "lease"}, timeout=30), range(6))
+        )
+    assert [r.status_code for r in rs] == [200] * 6
+    assert peak[0] == 2
+
+
+@pytest.mark.parametrize(
+    "error, status, code",
+    [
+        (DataError("a malformed record", path="docs.jsonl", line=3), 400, "invalid_request"),
+        (ConfigError("method 'dense' is not in this index"), 400, "invalid_request"),
+        (LLMError("https://llm.example/v1 kept failing with HTTP 500"), 502, "backend"),
+    ],
+)
+def test_ragtune_errors_map_to_statuses(serve, glimmer_index, error, status, code):
+    def fail(messages):
+        raise error
+
+    srv = serve(RAG(glimmer_index, DummyLM(fail)))
+    r = httpx.post(srv.base_url + "/chat/completions", json=CHAT)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["code"] == code and str(error) in err["message"]
+    assert "Traceback" not in r.text

@@ -119,3 +119,20 @@ def test_rog_off_and_api_key(serve, lease_rag, page):
     expect(page.get_by_label("API key")).to_have_value("sk-page")
     # a failed request shows as console error by the browser itself; nothing else may fail
     assert [p for p in page.problems if "401" not in p] == []
+
+
+def test_highlight_counts_code_points(serve, lease_rag, page):
+    """Citation offsets are Python code points; an emoji before the quote must not shift it."""
+    srv = serve(lease_rag)
+    page.goto(srv.url + "/")
+    text = "🙂🚀 Leases last 30 seconds by default. 🎉 Renew them."
+    quote = "30 seconds by default"
+    start = text.index(quote)
+    got = page.evaluate(
+        "([t, s, e]) => passage(t, s, e).querySelector('mark').textContent",
+        [text, start, start + len(quote)],
+    )
+    assert got == quote
+    whole = page.evaluate("(t) => passage(t, 0, Array.from(t).length).textContent", text)
+    assert whole == text
+    assert page.problems == []

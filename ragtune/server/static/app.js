@@ -191,10 +191,13 @@ function where(d) {
   return s;
 }
 
+// start/end are Python offsets: code points, not JS's UTF-16 units (an emoji counts 1, not 2)
 function passage(text, start, end) {
   const p = el("p", { class: "passage" });
-  if (start >= 0 && end > start && end <= text.length) {
-    p.append(text.slice(0, start), el("mark", {}, text.slice(start, end)), text.slice(end));
+  const cps = Array.from(text);
+  if (start >= 0 && end > start && end <= cps.length) {
+    const part = (a, b) => cps.slice(a, b).join("");
+    p.append(part(0, start), el("mark", {}, part(start, end)), part(end));
   } else {
     p.append(text);
   }
@@ -217,7 +220,7 @@ function renderRag(extra) {
       li.append(el("p", { class: "hint" },
         "The model wrote no [n]: attributed by the words the answer shares with this passage."));
     }
-    li.append(doc ? passage(doc.text, c.start, c.end) : passage(c.quote, 0, c.quote.length));
+    li.append(doc ? passage(doc.text, c.start, c.end) : passage(c.quote, 0, Array.from(c.quote).length));
     list.append(li);
   }
   if (!list.children.length) {
