@@ -179,3 +179,35 @@ def test_dsf_view_trains_on_answers_without_documents(tmp_path, tiny_fresh):
 
 def test_empty_valid_split_is_fine(tiny_tokenizer):
     assert encode_chat(tiny_tokenizer, [], 64) == ([], 0)
+
+
+def test_text_view_continues_pretraining_on_raw_files(tmp_path, tiny_fresh):
+    """Continued training on domain text (real files: a .md and a .txt folder), loss everywhere."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    line = "GlimmerDB seals a ledger before it rotates the shard. "
+    (docs / "guide.md").write_text("# Guide\n\n" + line * 30)
+    (docs / "notes.txt").write_text("Leases last thirty seconds. " * 30)
+    model, tok = tiny_fresh
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    s = train(
+        TrainConfig(
+            data=str(docs),
+            out=str(tmp_path / "cpt"),
+            view="text",
+            max_length=64,
+            lr=1e-2,
+            epochs=6,
+            batch_tokens=256,
+            save_every=0,
+            threads=1,
+        ),
+        model=model,
+        tokenizer=tok,
+    )
+    assert s["examples"] >= 4  # both files cut into 64-token windows
+    assert s["last_loss"] < 0.6 * s["first_loss"]
+    lora_b = [v for k, v in model.state_dict().items() if "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero
+    assert not any("lora_B" in k for k in before)  # the adapter was new
+    assert (tmp_path / "cpt" / "adapter" / "adapter_config.json").exists()
