@@ -51,6 +51,7 @@ import numpy as np
 from ragtune.errors import ConfigError, DataError
 from ragtune.kg import paths as _paths
 from ragtune.kg.paths import unique
+from ragtune.store import read_params, replace_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from ragtune.kg.paths import ManyPaths, Paths
@@ -80,22 +81,6 @@ class Adjacency(NamedTuple):
     rel: np.ndarray  # (n_edges,) int32
     nbr: np.ndarray  # (n_edges,) int32
     key: np.ndarray  # (n_edges,) int64 = entity * n_relations + rel, ascending
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move the finished `tmp` to `out`, replacing an existing store only after success."""
-    if out.exists():
-        if not (out / "params.json").exists() and any(out.iterdir()):
-            raise ConfigError(
-                f"{out} exists and is not a ragtune KG; choose another output directory or "
-                "remove it"
-            )
-        old = out.with_name(out.name + f".old-{int(time.time() * 1000)}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
 
 
 def _check_names(names: Iterable[str], what: str) -> None:
@@ -306,7 +291,7 @@ class KG:
                 for field, arr in zip(ARRAYS, adj, strict=True):
                     np.save(tmp / f"{FILES[side][field]}.npy", np.ascontiguousarray(arr))
             (tmp / "params.json").write_text(json.dumps(self.params, indent=2), encoding="utf-8")
-            _replace_dir(tmp, out)
+            replace_dir(tmp, out, "KG")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -317,19 +302,7 @@ class KG:
     def open(cls, path: str | Path) -> KG:
         """Open a saved store; the arrays are memory-mapped read-only (nothing is copied)."""
         path = Path(path)
-        pfile = path / "params.json"
-        if not pfile.exists():
-            raise ConfigError(
-                f"{path} is not a ragtune KG (no params.json); build one with "
-                f"`ragtune kg load FILES --out {path}`"
-            )
-        params = json.loads(pfile.read_text(encoding="utf-8"))
-        if params.get("format") != FORMAT or params.get("version") != VERSION:
-            raise ConfigError(
-                f"{path} is format {params.get('format')!r} version {params.get('version')!r}, "
-                f"but this ragtune reads {FORMAT!r} version {VERSION}; rebuild it with "
-                "`ragtune kg load`"
-            )
+        params = read_params(path, FORMAT, VERSION, "KG", "`ragtune kg load FILES --out PATH`")
         names = {}
         for what in ("entities", "relations"):
             with open(path / f"{what}.txt", encoding="utf-8", newline="\n") as f:

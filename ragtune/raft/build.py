@@ -28,6 +28,7 @@ from ragtune.errors import ConfigError, DataError
 from ragtune.raft.examples import DistractorPicker, assemble, split_of
 from ragtune.raft.types import QAItem, RaftExample
 from ragtune.raft.verify import check, final_answer, quotes
+from ragtune.store import atomic_write as _atomic_write
 
 FORMATS = ("chat", "completion", "raw")
 WORK = ".raft-work"
@@ -464,15 +465,6 @@ def _empty_parquet(path: Path) -> None:
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({}), str(path))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # -- the two sources ---------------------------------------------------------------------------

@@ -30,25 +30,11 @@ import numpy as np
 from ragtune.corpus.document import Chunk
 from ragtune.errors import ConfigError
 from ragtune.retrieval.types import SearchResults
+from ragtune.store import read_params, replace_dir
 
 FORMAT = "ragtune-index"
 VERSION = 1
 METHODS = ("bm25", "dense", "hybrid")
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move the finished `tmp` to `out`, replacing an existing index only after success."""
-    if out.exists():
-        if not (out / "params.json").exists() and any(out.iterdir()):
-            raise ConfigError(
-                f"{out} exists and is not a ragtune index; choose another --out or remove it"
-            )
-        old = out.with_name(out.name + f".old-{int(time.time() * 1000)}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
 
 
 class Index:
@@ -113,7 +99,7 @@ class Index:
                 }
             params.update(extra_params or {})
             (tmp / "params.json").write_text(json.dumps(params, indent=2), encoding="utf-8")
-            _replace_dir(tmp, out)
+            replace_dir(tmp, out, "index")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -123,19 +109,7 @@ class Index:
     @classmethod
     def load(cls, path: str | Path) -> Index:
         path = Path(path)
-        pfile = path / "params.json"
-        if not pfile.exists():
-            raise ConfigError(
-                f"{path} is not a ragtune index (no params.json); build one with "
-                f"`ragtune index CORPUS --out {path}`"
-            )
-        params = json.loads(pfile.read_text(encoding="utf-8"))
-        if params.get("format") != FORMAT or params.get("version") != VERSION:
-            raise ConfigError(
-                f"{path} is index format {params.get('format')!r} version "
-                f"{params.get('version')!r}, but this ragtune reads {FORMAT!r} version {VERSION}; "
-                "rebuild it with `ragtune index`"
-            )
+        params = read_params(path, FORMAT, VERSION, "index", "`ragtune index CORPUS --out PATH`")
         with open(path / "chunks.jsonl", encoding="utf-8") as f:
             chunks = [Chunk.from_dict(json.loads(line)) for line in f]
         return cls(path, params, chunks)

@@ -271,7 +271,7 @@ def build_examples(
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
-    from ragtune.raft.build import _atomic_write
+    from ragtune.store import atomic_write as _atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
@@ -308,7 +308,7 @@ def build_data(
             random.Random(seed).shuffle(convs)  # mix planning and reasoning examples
             write_jsonl(out / "chat" / f"{name}.jsonl", [{"messages": c} for c in convs])
             manifest["splits"][name].update(stats)
-    from ragtune.raft.build import _atomic_write
+    from ragtune.store import atomic_write as _atomic_write
 
     _atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -1,0 +1,58 @@
+"""On-disk stores (an index, a KG): versioned `params.json`, atomic directory and file writes.
+
+A store is a plain directory built into a temporary sibling and renamed into place, so a crash
+never leaves a half-written store where a good one was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import ConfigError
+
+
+def read_params(path: Path, fmt: str, version: int, what: str, rebuild: str) -> dict[str, Any]:
+    """`path/params.json`, checked to be `fmt` at `version`; `rebuild` is the command to fix it."""
+    pfile = path / "params.json"
+    if not pfile.exists():
+        raise ConfigError(
+            f"{path} is not a ragtune {what} (no params.json); build one with {rebuild}"
+        )
+    params = json.loads(pfile.read_text(encoding="utf-8"))
+    if params.get("format") != fmt or params.get("version") != version:
+        raise ConfigError(
+            f"{path} is {what} format {params.get('format')!r} version {params.get('version')!r}, "
+            f"but this ragtune reads {fmt!r} version {version}; rebuild it with {rebuild}"
+        )
+    return params
+
+
+def replace_dir(tmp: Path, out: Path, what: str) -> None:
+    """Move the finished `tmp` to `out`, replacing an existing store only after success."""
+    if out.exists():
+        if not (out / "params.json").exists() and any(out.iterdir()):
+            raise ConfigError(
+                f"{out} exists and is not a ragtune {what}; choose another output directory or "
+                "remove it"
+            )
+        old = out.with_name(out.name + f".old-{int(time.time() * 1000)}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` via a fsynced temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
