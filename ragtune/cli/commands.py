@@ -110,15 +110,15 @@ class AskConfig:
     json: bool = field(default=False, metadata={"help": "Print the full result as JSON."})
 
 
-def run_ask(cfg: AskConfig):
-    """Retrieve, generate and print an answer with its cited sources."""
+def load_rag(cfg):
+    """A RAG from a config with index, model, adapter, threads, k, method and token limits."""
     from ragtune.llm.spec import load_lm
     from ragtune.rag import RAG
 
     kw = {"threads": cfg.threads} if cfg.threads and not cfg.model.startswith("openai:") else {}
     with err.status("loading model"):
         lm = load_lm(cfg.model, adapter=cfg.adapter, **kw)
-    rag = RAG(
+    return RAG(
         cfg.index,
         lm,
         k=cfg.k,
@@ -126,6 +126,11 @@ def run_ask(cfg: AskConfig):
         max_tokens=cfg.max_tokens,
         max_context_tokens=cfg.max_context_tokens,
     )
+
+
+def run_ask(cfg: AskConfig):
+    """Retrieve, generate and print an answer with its cited sources."""
+    rag = load_rag(cfg)
     with err.status("answering"):
         ans = rag.ask(cfg.question, temperature=cfg.temperature)
     if cfg.json:

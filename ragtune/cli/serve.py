@@ -66,22 +66,13 @@ class ServeConfig:
 
 def build_app(cfg: ServeConfig):
     """Load the model, index and (with --kg) the RoG pipeline; return the ASGI app."""
+    from ragtune.cli.commands import load_rag
     from ragtune.errors import ConfigError
     from ragtune.llm.spec import load_lm
-    from ragtune.rag import RAG
     from ragtune.server import Settings, create_app
 
-    kw = {"threads": cfg.threads} if cfg.threads and not cfg.model.startswith("openai:") else {}
-    with err.status("loading model"):
-        lm = load_lm(cfg.model, adapter=cfg.adapter, **kw)
-    rag = RAG(
-        cfg.index,
-        lm,
-        k=cfg.k,
-        method=cfg.method,
-        max_tokens=cfg.max_tokens,
-        max_context_tokens=cfg.max_context_tokens,
-    )
+    rag = load_rag(cfg)
+    lm = rag.lm
     rog = None
     if cfg.kg:
         from ragtune.kg import KG
@@ -90,6 +81,8 @@ def build_app(cfg: ServeConfig):
         rog_lm = lm
         if cfg.rog_adapter:
             with err.status("loading the RoG model"):
+                local = not cfg.model.startswith("openai:")
+                kw = {"threads": cfg.threads} if cfg.threads and local else {}
                 rog_lm = load_lm(cfg.model, adapter=cfg.rog_adapter, **kw)
         with err.status("loading knowledge graph"):
             rog = RoG(KG.open(cfg.kg), rog_lm, mode=cfg.rog_mode)
