@@ -164,3 +164,24 @@ def test_predict_resumes_only_the_same_run(catalog, tmp_path):
     cfg.max_paths = 3  # different settings: refuses to mix runs
     with pytest.raises(Exception, match="other settings"):
         predict(cfg)
+
+
+def test_an_openai_compatible_endpoint_reasons_over_the_plans(catalog):
+    """Plug-and-play: the reasoner is a real HTTP endpoint (loopback), with a retry on a 429."""
+    from ragtune.llm.openai import OpenAILM
+    from ragtune.testing_server import FakeOpenAIServer
+
+    kg, qs, _ = catalog
+    q = next(q for q in qs if q.question.startswith("who directed ") and "films" not in q.question)
+
+    def reply(messages):  # the endpoint answers with the end of the first reasoning path
+        text = messages[-1]["content"]
+        return text.split("Reasoning Paths:\n")[1].split("\n")[0].split(" -> ")[-1]
+
+    planner = DummyLM(["<PATH>directed_by</PATH>"])
+    with FakeOpenAIServer(reply=reply, faults=["429"]) as srv:
+        lm = OpenAILM("fake", srv.base_url, backoff_base=0.01)
+        a = RoG(kg, lm, planner_lm=planner, mode="rog").ask(q.question, q.entities)
+        assert srv.fault_log == ["429", "ok"]
+    assert a.answers == q.answers and a.plans[0]["valid"]
+    assert a.supporting == [f"{q.entities[0]} -> directed_by -> {q.answers[0]}"]
