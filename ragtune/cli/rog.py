@@ -143,7 +143,9 @@ class RogAskConfig:
     entities: list[str] = field(
         default_factory=list, metadata={"help": "Topic entities (default: found in the question)."}
     )
-    mode: str = field(default="constrained", metadata={"help": "lm | paths | rog | constrained."})
+    mode: str = field(
+        default="constrained", metadata={"help": "lm | paths | rog | constrained | grounded."}
+    )
     hops: int = field(default=2, metadata={"help": "Hops for constraints / paths mode."})
     max_paths: int = field(default=30, metadata={"help": "Cap on paths in the prompt."})
     json: bool = field(default=False, metadata={"help": "Print the answer as JSON."})

@@ -86,7 +86,7 @@ def build_app(cfg: ServeConfig):
                 rog_lm = load_lm(cfg.model, adapter=cfg.rog_adapter, **kw)
         with err.status("loading knowledge graph"):
             rog = RoG(KG.open(cfg.kg), rog_lm, mode=cfg.rog_mode)
-        if rog.mode == "constrained" and not rog.planner.local:
+        if rog.mode in ("constrained", "grounded") and not rog.planner.local:
             # else every /v1/rog request would fail with a 400; say so now, once
             raise ConfigError(
                 f"--rog-mode constrained needs a local model for its beam search, but "

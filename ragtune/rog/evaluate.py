@@ -20,6 +20,7 @@ MODE_LABELS = {
     "paths": "all paths ≤ h hops (no planning)",
     "rog": "RoG, free decoding",
     "constrained": "RoG, constrained decoding",
+    "grounded": "RoG, constrained plans + answers from path ends",
 }
 
 
@@ -41,7 +42,7 @@ class RogEvalConfig:
     )
     modes: list[str] = field(
         default_factory=lambda: ["lm", "paths", "rog", "constrained"],
-        metadata={"help": "Which of lm, paths, rog, constrained to run."},
+        metadata={"help": "Which of lm, paths, rog, constrained, grounded to run."},
     )
     split: str = field(default="test", metadata={"help": "Question split to answer."})
     limit: int = field(default=0, metadata={"help": "Answer only the first N questions (0: all)."})

@@ -8,7 +8,9 @@ Modes (`mode=`), the comparison RoG's paper draws:
   "lm"          the LM alone, no graph;
   "paths"       retrieval without planning: every relation path up to `hops` from the entities;
   "rog"         planned paths, free decoding (plans may not exist in the graph);
-  "constrained" planned paths, decoding restricted to relation paths that exist (default).
+  "constrained" planned paths, decoding restricted to relation paths that exist (default);
+  "grounded"    as constrained, and the answers restricted to entities that end a retrieved
+                path (ragtune.rog.answer): every answer is backed by a path.
 The reasoner is any backend (an OpenAI-compatible endpoint included); the planner must be a
 local model for beam search (it defaults to the reasoner).
 """
@@ -24,7 +26,7 @@ from ragtune.rog.planner import Planner
 from ragtune.rog.prompts import no_graph_messages, parse_answers, reason_messages
 from ragtune.rog.retrieve import Grounded, all_paths, retrieve_paths
 
-MODES = ("lm", "paths", "rog", "constrained")
+MODES = ("lm", "paths", "rog", "constrained", "grounded")
 
 
 @dataclass
@@ -107,9 +109,9 @@ class RoG:
                 all_paths(self.kg, ids, self.hops, self.max_paths, seed=_seed(q))
                 for q, (ids, _) in zip(questions, linked, strict=True)
             ]
-        elif mode in ("rog", "constrained"):
+        elif mode in ("rog", "constrained", "grounded"):
             allowed = None
-            if mode == "constrained":
+            if mode in ("constrained", "grounded"):
                 allowed = [
                     [tuple(r) for r in self.kg.relation_paths(ids, hops=self.hops)] if ids else []
                     for ids, _ in linked
@@ -134,14 +136,22 @@ class RoG:
             else:
                 self._fit(g)
                 msgs.append(reason_messages(q, g.rendered))
-        replies = [c.text for c in self.lm.generate(msgs, max_tokens=self.max_answer_tokens)]
+        if mode == "grounded":
+            from ragtune.rog.answer import grounded_answers
+
+            cands = [(g.ends if g else []) for g in grounded]
+            answers, replies = grounded_answers(self.lm, msgs, cands, self.max_answer_tokens)
+        else:
+            gen = self.lm.generate(msgs, max_tokens=self.max_answer_tokens)
+            replies = [c.text for c in gen]
+            answers = [parse_answers(r) for r in replies]
         out = []
         for i, q in enumerate(questions):
             g = grounded[i] or Grounded()
             out.append(
                 RogAnswer(
                     question=q,
-                    answers=parse_answers(replies[i]),
+                    answers=answers[i],
                     paths=g.paths,
                     rendered=g.rendered,
                     plans=plans_out[i],

@@ -185,3 +185,30 @@ def test_an_openai_compatible_endpoint_reasons_over_the_plans(catalog):
         assert srv.fault_log == ["429", "ok"]
     assert a.answers == q.answers and a.plans[0]["valid"]
     assert a.supporting == [f"{q.entities[0]} -> directed_by -> {q.answers[0]}"]
+
+
+def test_grounded_answers_are_path_ends(catalog, tiny_model):
+    from ragtune.llm.local import TransformersLM
+    from ragtune.rog.answer import grounded_answers
+
+    kg, qs, _ = catalog
+    q = next(q for q in qs if q.question.startswith("who directed the films starring"))
+    # an endpoint-style reasoner: free text, then only lines naming a path end are kept
+    free = DummyLM([f"Someone Else\n{q.answers[0].upper()}\n"])
+    rog = RoG(kg, free, planner_lm=DummyLM(["<PATH>~starred_actors<SEP>directed_by</PATH>"]))
+    got = rog.ask(q.question, q.entities, mode="rog")
+    assert got.answers == ["Someone Else", q.answers[0].upper()]  # free mode keeps both
+    ends = retrieve_paths(
+        kg, [kg.find_entity(q.entities[0])], [["~starred_actors", "directed_by"]]
+    ).ends
+    answers, _ = grounded_answers(free, [[{"role": "user", "content": "x"}]], [ends])
+    assert answers == [[q.answers[0]]]
+    # a local (random, tiny) model decodes under the trie: whatever it says is a candidate
+    lm = TransformersLM(tiny_model, threads=1)
+    cands = [["Ada Vance", "Bram Quill"], ["Cleo Marr"], []]
+    msgs = [[{"role": "user", "content": f"q{i}"}] for i in range(3)]
+    answers, raw = grounded_answers(lm, msgs, cands, max_new_tokens=16)
+    for a, c in zip(answers, cands, strict=True):
+        assert set(a) <= set(c)
+    assert answers[2] == []
+    assert any(answers[:2])  # the trie leads it to name at least one candidate
