@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=30, help="LoRA steps (0: skip training)")
     ap.add_argument("--eval", type=int, default=12, help="test questions scored per mode")
-    ap.add_argument("--modes", default="paths,constrained", help="modes to score (see RoG)")
+    ap.add_argument("--modes", default="paths,grounded", help="modes to score (see RoG)")
     args = ap.parse_args(argv)
 
     from rich.console import Console

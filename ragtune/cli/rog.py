@@ -144,7 +144,7 @@ class RogAskConfig:
         default_factory=list, metadata={"help": "Topic entities (default: found in the question)."}
     )
     mode: str = field(
-        default="constrained", metadata={"help": "lm | paths | rog | constrained | grounded."}
+        default="grounded", metadata={"help": "lm | paths | rog | constrained | grounded."}
     )
     hops: int = field(default=2, metadata={"help": "Hops for constraints / paths mode."})
     max_paths: int = field(default=30, metadata={"help": "Cap on paths in the prompt."})

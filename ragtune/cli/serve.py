@@ -28,9 +28,10 @@ class ServeConfig:
         default=None, metadata={"help": "PEFT adapter directory (local models)."}
     )
     rog_mode: str = field(
-        default="constrained",
+        default="grounded",
         metadata={
-            "help": "RoG mode: constrained | rog | paths | lm (constrained needs a local model)."
+            "help": "RoG mode: grounded | constrained | rog | paths | lm (grounded and "
+            "constrained need a local model)."
         },
     )
     rog_adapter: str | None = field(
@@ -89,7 +90,7 @@ def build_app(cfg: ServeConfig):
         if rog.mode in ("constrained", "grounded") and not rog.planner.local:
             # else every /v1/rog request would fail with a 400; say so now, once
             raise ConfigError(
-                f"--rog-mode constrained needs a local model for its beam search, but "
+                f"--rog-mode {rog.mode} needs a local model for its beam search, but "
                 f"{cfg.model!r} is not one; pass --rog-mode rog or --rog-mode paths, or serve "
                 "a local --model (with a --rog-adapter)"
             )

@@ -41,7 +41,7 @@ class RogEvalConfig:
         default=None, metadata={"help": "Planner model spec (default: the reasoner's model)."}
     )
     modes: list[str] = field(
-        default_factory=lambda: ["lm", "paths", "rog", "constrained"],
+        default_factory=lambda: ["lm", "paths", "rog", "constrained", "grounded"],
         metadata={"help": "Which of lm, paths, rog, constrained, grounded to run."},
     )
     split: str = field(default="test", metadata={"help": "Question split to answer."})

@@ -8,9 +8,9 @@ Modes (`mode=`), the comparison RoG's paper draws:
   "lm"          the LM alone, no graph;
   "paths"       retrieval without planning: every relation path up to `hops` from the entities;
   "rog"         planned paths, free decoding (plans may not exist in the graph);
-  "constrained" planned paths, decoding restricted to relation paths that exist (default);
+  "constrained" planned paths, decoding restricted to relation paths that exist;
   "grounded"    as constrained, and the answers restricted to entities that end a retrieved
-                path (ragtune.rog.answer): every answer is backed by a path.
+                path (ragtune.rog.answer): every answer is backed by a path (default).
 The reasoner is any backend (an OpenAI-compatible endpoint included); the planner must be a
 local model for beam search (it defaults to the reasoner).
 """
@@ -38,7 +38,7 @@ class RogAnswer:
     plans: list[dict] = field(default_factory=list)  # {"relations", "score", "valid"}
     entities: list[str] = field(default_factory=list)
     raw: str = ""
-    mode: str = "constrained"
+    mode: str = "grounded"
 
     @property
     def supporting(self) -> list[str]:
@@ -60,7 +60,7 @@ class RoG:
         kg,
         lm,
         planner_lm=None,
-        mode: str = "constrained",
+        mode: str = "grounded",
         hops: int = 2,
         max_paths: int = 30,
         path_tokens: int = 1024,

@@ -79,12 +79,12 @@ def test_serve_config_with_kg(glimmer_index, catalog):
 
 
 def test_serve_refuses_constrained_rog_without_a_local_model(glimmer_index, catalog):
-    """The default --rog-mode constrained needs a local planner: fail at startup, not per request."""
+    """The default --rog-mode grounded needs a local planner: fail at startup, not per request."""
     from ragtune.cli.serve import ServeConfig, build_app
     from ragtune.errors import ConfigError
 
     kg_dir, _ = catalog
     cfg = ServeConfig(index=str(glimmer_index.path), kg=str(kg_dir), model="dummy")
-    assert cfg.rog_mode == "constrained"
+    assert cfg.rog_mode == "grounded"
     with pytest.raises(ConfigError, match="--rog-mode rog or --rog-mode paths"):
         build_app(cfg)
