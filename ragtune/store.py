@@ -56,3 +56,34 @@ def atomic_write(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The rows of an append-only JSON Lines checkpoint log (empty when absent).
+
+    A last line cut by a kill has no newline: it is dropped, and cut from the file too, so the
+    next append starts on a fresh line.
+    """
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    good_end = data.rfind(b"\n") + 1
+    if good_end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good_end)
+    return [json.loads(line) for line in data[:good_end].splitlines() if line.strip()]
+
+
+def check_same_run(out: Path, settings: dict[str, Any], outputs: str) -> None:
+    """Refuse to resume into `out` when its ``run.json`` holds other `settings` and files matching
+    the glob `outputs` exist; then record `settings` there."""
+    f = out / "run.json"
+    if f.exists():
+        old = json.loads(f.read_text(encoding="utf-8"))
+        diff = sorted(k for k in settings if old.get(k) != settings[k])
+        if diff and any(out.glob(outputs)):
+            raise ConfigError(
+                f"{out} holds results made with other settings ({', '.join(diff)}); "
+                "use another --out, or delete it to start over"
+            )
+    atomic_write(f, json.dumps(settings, indent=2) + "\n")

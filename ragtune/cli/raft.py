@@ -9,6 +9,7 @@ from rich.console import Console
 
 from ragtune.cli.ui import err
 from ragtune.config import typer_command
+from ragtune.errors import ConfigError
 from ragtune.raft.build import RaftConfig
 
 console = Console()
@@ -49,6 +50,17 @@ class RaftFromQAConfig(RaftConfig):
     )
     api: str | None = field(
         default=None, metadata={"help": "gorilla: the *_api.jsonl pool (default: found beside)."}
+    )
+    api_fields: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "gorilla: keep only these fields of each API record, in this order "
+            "(e.g. domain api_name api_call description; default: all)."
+        },
+    )
+    field_chars: int | None = field(
+        default=None,
+        metadata={"help": "gorilla: cut each field's value to N characters (api_call never)."},
     )
 
 
@@ -93,6 +105,15 @@ def run_from_qa(cfg: RaftFromQAConfig) -> dict:
         kw["corpus"] = cfg.corpus
     if cfg.reader == "gorilla" and cfg.api:
         kw["api_path"] = cfg.api
+    if cfg.reader != "gorilla" and (cfg.api_fields or cfg.field_chars):
+        raise ConfigError("--api-fields and --field-chars apply to the gorilla reader only")
+    if cfg.reader == "gorilla":
+        if cfg.api_fields:
+            kw["api_fields"] = cfg.api_fields
+        if cfg.field_chars is not None:
+            if cfg.field_chars < 20:
+                raise ConfigError(f"--field-chars {cfg.field_chars} is too small; use 20 or more")
+            kw["field_chars"] = cfg.field_chars
     items, pool = read_qa(cfg.reader, cfg.path, **kw)
     units, pool = qa_units(items, pool, cfg)
     source = {"reader": cfg.reader, "path": cfg.path, "items": len(items), **kw}

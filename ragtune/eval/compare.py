@@ -8,6 +8,10 @@ RAG configurations see the same context: the top-`k` documents retrieved by BM25
 document in the dataset (oracles and distractors of all splits), in the RAFT prompt format
 (<DOCUMENT> blocks, then the question). The sweep instead shows the oracle plus k random
 distractors, shuffled, for each k.
+
+Each finished cell (a configuration, or a configuration at one k) is appended to
+`out/cells.jsonl`; a rerun with the same settings skips those cells (resume after Ctrl-C or a
+kill), and a rerun with other settings into the same --out is refused.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from ragtune.errors import ConfigError, DataError
 from ragtune.eval.metrics import score
 from ragtune.raft.examples import DistractorPicker, instruction, item_rng
+from ragtune.store import check_same_run, read_log
 
 CONFIGS = ("base", "base+rag", "dsf", "dsf+rag", "raft")
 SWEEP_CONFIGS = ("base+rag", "dsf+rag", "raft")
@@ -73,6 +78,12 @@ class EvalConfig:
     batch_size: int = field(default=4, metadata={"help": "Generation batch size."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads."})
     seed: int = field(default=0, metadata={"help": "Seed for the sweep's distractors."})
+
+
+def _run_settings(cfg: EvalConfig) -> dict[str, Any]:
+    """What a cell's predictions depend on (not where they go, nor which cells are asked for)."""
+    skip = {"out", "configs", "sweep", "sweep_configs", "threads"}
+    return {k: v for k, v in asdict(cfg).items() if k not in skip}
 
 
 def _read(path: Path) -> list[dict]:
@@ -195,12 +206,27 @@ def evaluate(
 
         return f
 
+    # finished cells of an interrupted run with the same settings are reused, not regenerated
+    out.mkdir(parents=True, exist_ok=True)
+    check_same_run(out, _run_settings(cfg), "cells.jsonl")
+    log_path = out / "cells.jsonl"
+    cells = {r["cell"]: r["preds"] for r in read_log(log_path)}
+
+    def cell(name: str, lm_of: str, prompts: list[str], label: str) -> list[str]:
+        if name in cells and len(cells[name]) == len(prompts):
+            step(label)(len(prompts))
+            return cells[name]
+        preds = _run(models.get(lm_of), prompts, cfg.max_tokens, cfg.batch_size, step(label))
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"cell": name, "preds": preds}, ensure_ascii=False) + "\n")
+        return preds
+
     per_example: dict[str, list[str]] = {}
     for c in cfg.configs:
         prompts = (
             rag_prompts if c.endswith("+rag") or c == "raft" else [r["question"] for r in rows]
         )
-        preds = _run(models.get(c), prompts, cfg.max_tokens, cfg.batch_size, step(c))
+        preds = cell(f"main/{c}", c, prompts, c)
         per_example[c] = preds
         results["main"][c] = _mean(
             [score(p, r["answer"], r["type"]) for p, r in zip(preds, rows, strict=True)]
@@ -230,7 +256,7 @@ def evaluate(
                 instruction([docs[j] for j in rng.permutation(len(docs))], r["question"])
             )
         for c in cfg.sweep_configs:
-            preds = _run(models.get(c), prompts, cfg.max_tokens, cfg.batch_size, step(f"{c} k={k}"))
+            preds = cell(f"sweep/{c}/k={k}", c, prompts, f"{c} k={k}")
             m = _mean([score(p, r["answer"], r["type"]) for p, r in zip(preds, srows, strict=True)])
             results["sweep"].setdefault(c, {})[str(k)] = m
     results["seconds"] = round(time.time() - t0, 1)

@@ -29,6 +29,7 @@ from ragtune.raft.examples import DistractorPicker, assemble, split_of
 from ragtune.raft.types import QAItem, RaftExample
 from ragtune.raft.verify import check, final_answer, quotes
 from ragtune.store import atomic_write as _atomic_write
+from ragtune.store import read_log
 
 FORMATS = ("chat", "completion", "raw")
 WORK = ".raft-work"
@@ -303,28 +304,11 @@ class Builder:
             _atomic_write(sfile, json.dumps({"digest": digest, **settings}, indent=2))
         return w
 
-    @staticmethod
-    def _load_done(path: Path) -> dict[str, dict]:
-        done: dict[str, dict] = {}
-        if not path.exists():
-            return done
-        with open(path, "rb") as f:
-            data = f.read()
-        good_end = data.rfind(b"\n") + 1  # a line cut by a kill has no newline: drop it
-        for line in data[:good_end].splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                done[rec["key"]] = rec
-        if good_end < len(data):
-            with open(path, "r+b") as f:
-                f.truncate(good_end)
-        return done
-
     def run(self, progress: Callable[[int, int, dict], None] | None = None) -> dict[str, Any]:
         """Process every unit not yet checkpointed, then write the datasets. Returns the manifest."""
         w = self._work_dir()
         upath = w / "units.jsonl"
-        done = self._load_done(upath)
+        done = {r["key"]: r for r in read_log(upath)}
         todo = [u for u in self.units if u.key not in done]
         resumed = len(self.units) - len(todo)
         t0 = time.time()

@@ -319,15 +319,28 @@ def read_pubmedqa(path: str | Path) -> tuple[list[QAItem], list[str]]:
 # --------------------------------------------------------------------------- Gorilla APIBench
 
 
-def render_api_record(record: dict[str, Any]) -> str:
+def render_api_record(
+    record: dict[str, Any], fields: list[str] | None = None, max_chars: int | None = None
+) -> str:
     """An API record as one ``key: value`` line per field, in the record's order.
 
     Strings are written as they are; everything else (dicts, lists, numbers, null) as JSON.
+    `fields` keeps only those fields, in the given order (missing ones are left out);
+    `max_chars` cuts each value to that many characters, at a word boundary when one is near,
+    with "..." appended — a compact rendering for small context windows. ``api_call`` is never
+    cut: it is what the model must copy.
     """
-    return "\n".join(
-        f"{k}: {v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
-        for k, v in record.items()
-    )
+    keys = list(record) if not fields else [k for k in fields if k in record]
+    lines = []
+    for k in keys:
+        v = record[k]
+        text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+        if max_chars and k != "api_call" and len(text) > max_chars:
+            cut = text[:max_chars]
+            space = cut.rfind(" ")
+            text = (cut[:space] if space > max_chars * 0.6 else cut).rstrip() + "..."
+        lines.append(f"{k}: {text}")
+    return "\n".join(lines)
 
 
 _INSTRUCTION = re.compile(r"#{2,}\s*Instruction\s*:", re.I)
@@ -368,7 +381,10 @@ def _default_api_path(eval_path: Path) -> Path | None:
 
 
 def read_gorilla(
-    eval_path: str | Path, api_path: str | Path | None = None
+    eval_path: str | Path,
+    api_path: str | Path | None = None,
+    api_fields: list[str] | None = None,
+    field_chars: int | None = None,
 ) -> tuple[list[QAItem], list[str]]:
     """Gorilla APIBench: ``*_eval.json`` questions with their gold API record as the oracle.
 
@@ -396,7 +412,7 @@ def read_gorilla(
             QAItem(
                 id=stable_id("gorilla", ep.name, str(rec.index), question),
                 question=question,
-                oracle=[render_api_record(api_data)],
+                oracle=[render_api_record(api_data, api_fields, field_chars)],
                 answer=api_call,
                 group=str(api_name).strip(),
                 type="api call",
@@ -413,7 +429,8 @@ def read_gorilla(
     if ap is None:
         return items, _distinct(it.oracle[0] for it in items)
     pool = [
-        render_api_record(r.obj(_GORILLA_API_FORMAT)) for r in _records(ap, _GORILLA_API_FORMAT)
+        render_api_record(r.obj(_GORILLA_API_FORMAT), api_fields, field_chars)
+        for r in _records(ap, _GORILLA_API_FORMAT)
     ]
     return items, pool
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragtune.rog.metrics import answer_supported, evaluate_rows, read_predictions
+from ragtune.store import read_log
 
 MODE_LABELS = {
     "lm": "LM only (no graph)",
@@ -79,7 +80,7 @@ def predict(cfg: RogEvalConfig, progress=None) -> dict:
     _check_same_run(out, cfg)
     for mode in cfg.modes:
         path = out / f"predictions-{mode}.jsonl"
-        done = _done_ids(path)
+        done = {r["id"] for r in read_log(path)}
         todo = [q for q in qs if q.id not in done]
         if progress:
             progress(mode, len(qs) - len(todo), len(qs))
@@ -122,28 +123,10 @@ _RUN_KEYS = ("kg", "data", "model", "adapter", "planner", "split", "hops", "max_
 def _check_same_run(out: Path, cfg: RogEvalConfig) -> None:
     from dataclasses import asdict
 
-    from ragtune.errors import ConfigError
+    from ragtune.store import check_same_run
 
     mine = {k: v for k, v in asdict(cfg).items() if k in _RUN_KEYS}
-    f = out / "run.json"
-    if f.exists():
-        old = json.loads(f.read_text())
-        diff = sorted(k for k in _RUN_KEYS if old.get(k) != mine.get(k))
-        if diff and any(out.glob("predictions-*.jsonl")):
-            raise ConfigError(
-                f"{out} holds predictions made with other settings ({', '.join(diff)}); "
-                "use another --out, or delete it to start over"
-            )
-    f.write_text(json.dumps(mine, indent=2) + "\n")
-
-
-def _done_ids(path: Path) -> set[str]:
-    if not path.exists():
-        return set()
-    data = path.read_bytes()
-    good = data[: data.rfind(b"\n") + 1]  # a line cut by a kill has no newline: drop it
-    path.write_bytes(good)
-    return {json.loads(line)["id"] for line in good.splitlines() if line.strip()}
+    check_same_run(out, mine, "predictions-*.jsonl")
 
 
 def results_table(results: dict) -> str:

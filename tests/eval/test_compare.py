@@ -1,5 +1,9 @@
 """The five-way comparison end to end on a tiny model (numbers are meaningless; wiring is real)."""
 
+import pytest
+
+import ragtune.eval.compare as compare
+from ragtune.errors import ConfigError
 from ragtune.eval.compare import EvalConfig, evaluate
 from ragtune.raft.build import Builder, RaftConfig, corpus_units
 from ragtune.train.trainer import TrainConfig, train
@@ -46,3 +50,34 @@ def test_eval_writes_every_artifact(tmp_path, tiny_model):
     page = (tmp_path / "eval" / "report.html").read_text()
     assert "data:image/png;base64," in page and "dsf+rag" in page
     assert 0 <= res["retrieval_oracle_recall"] <= 100
+
+    # resume: every cell was logged; a rerun generates nothing and gives the same numbers
+    cells = (tmp_path / "eval" / "cells.jsonl").read_text().splitlines()
+    assert len(cells) == 5 + 2 * 3
+
+    def no_model(self, config):
+        raise AssertionError(f"{config} generated again")
+
+    orig = compare._Models.get
+    compare._Models.get = no_model
+    try:
+        again = evaluate(cfg)
+    finally:
+        compare._Models.get = orig
+    assert again["main"] == res["main"] and again["sweep"] == res["sweep"]
+
+    # a kill mid-write leaves a cut last line: only that cell runs again
+    log = tmp_path / "eval" / "cells.jsonl"
+    log.write_text("\n".join(cells[:-1]) + "\n" + cells[-1][:20])
+    asked = []
+    compare._Models.get = lambda self, c: asked.append(c) or orig(self, c)
+    try:
+        third = evaluate(cfg)
+    finally:
+        compare._Models.get = orig
+    assert asked == ["raft"] and third["sweep"] == res["sweep"]
+    assert len(log.read_text().splitlines()) == 11
+
+    # other settings into the same --out are refused, not mixed
+    with pytest.raises(ConfigError, match="max_tokens"):
+        evaluate(EvalConfig(**{**cfg.__dict__, "max_tokens": 7}))

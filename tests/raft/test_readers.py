@@ -283,6 +283,23 @@ def test_render_api_record():
     assert len(lines) == 10
 
 
+def test_render_api_record_compact():
+    rec = api_record("bert-base-uncased", CALL_A)
+    rec["description"] = "word " * 40
+    text = render_api_record(rec, ["api_call", "description", "no_such_field"], max_chars=30)
+    call, desc = text.split("\n")
+    assert call == f"api_call: {CALL_A}"  # longer than 30 characters, never cut
+    assert desc == "description: word word word word word word..."
+
+
+def test_gorilla_compact_rendering(tmp_path):
+    ev = write_jsonl(tmp_path / "hf_eval.json", [eval_record("bert-base-uncased", CALL_A)])
+    write_jsonl(tmp_path / "hf_api.jsonl", [api_record("gpt2", "x()")])
+    items, pool = read_gorilla(ev, api_fields=["api_name", "api_call"], field_chars=40)
+    assert items[0].oracle == [f"api_name: bert-base-uncased\napi_call: {CALL_A}"]
+    assert pool == ["api_name: gpt2\napi_call: x()"]
+
+
 def test_gorilla(tmp_path):
     ev = write_jsonl(
         tmp_path / "hf_eval.json",
