@@ -148,6 +148,10 @@ class RogAskConfig:
     )
     hops: int = field(default=2, metadata={"help": "Hops for constraints / paths mode."})
     max_paths: int = field(default=30, metadata={"help": "Cap on paths in the prompt."})
+    top_plans: int | None = field(
+        default=None,
+        metadata={"help": "Plans whose paths the reasoner reads (RoG's K; default: all 3)."},
+    )
     json: bool = field(default=False, metadata={"help": "Print the answer as JSON."})
 
 
@@ -162,7 +166,15 @@ def run_ask(cfg: RogAskConfig):
     kg = KG.open(cfg.kg)
     lm = load_lm(cfg.model, adapter=cfg.adapter)
     planner = load_lm(cfg.planner) if cfg.planner else None
-    rog = RoG(kg, lm, planner, mode=cfg.mode, hops=cfg.hops, max_paths=cfg.max_paths)
+    rog = RoG(
+        kg,
+        lm,
+        planner,
+        mode=cfg.mode,
+        hops=cfg.hops,
+        max_paths=cfg.max_paths,
+        top_plans=cfg.top_plans,
+    )
     ans = rog.ask(cfg.question, cfg.entities or None)
     if cfg.json:
         print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=2))

@@ -50,6 +50,10 @@ class RogEvalConfig:
     hops: int = field(default=2, metadata={"help": "Hops for constraints and 'paths' mode."})
     max_paths: int = field(default=30, metadata={"help": "Cap on paths in a prompt."})
     beams: int = field(default=3, metadata={"help": "Beams (and plans) per question."})
+    top_plans: int | None = field(
+        default=None,
+        metadata={"help": "Plans whose paths the reasoner reads (RoG's K; default: all beams)."},
+    )
     batch_size: int = field(default=8, metadata={"help": "Questions per batch."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads."})
 
@@ -72,7 +76,15 @@ def predict(cfg: RogEvalConfig, progress=None) -> dict:
     kw = {"threads": cfg.threads} if cfg.threads else {}
     lm = load_lm(cfg.model, adapter=cfg.adapter, **kw)
     planner = load_lm(cfg.planner, **kw) if cfg.planner else None
-    rog = RoG(kg, lm, planner, hops=cfg.hops, max_paths=cfg.max_paths, num_beams=cfg.beams)
+    rog = RoG(
+        kg,
+        lm,
+        planner,
+        hops=cfg.hops,
+        max_paths=cfg.max_paths,
+        num_beams=cfg.beams,
+        top_plans=cfg.top_plans,
+    )
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"questions": len(qs), "split": cfg.split, "modes": {}}
@@ -117,7 +129,18 @@ def predict(cfg: RogEvalConfig, progress=None) -> dict:
 
 # Settings that change predictions: a resumed run must use the same ones, or its rows would
 # mix two runs (limit, modes, batch size and threads only change which/how fast rows come).
-_RUN_KEYS = ("kg", "data", "model", "adapter", "planner", "split", "hops", "max_paths", "beams")
+_RUN_KEYS = (
+    "kg",
+    "data",
+    "model",
+    "adapter",
+    "planner",
+    "split",
+    "hops",
+    "max_paths",
+    "beams",
+    "top_plans",
+)
 
 
 def _check_same_run(out: Path, cfg: RogEvalConfig) -> None:

@@ -24,7 +24,7 @@ from ragtune.errors import ConfigError
 from ragtune.rog.metrics import normalize
 from ragtune.rog.planner import Planner
 from ragtune.rog.prompts import no_graph_messages, parse_answers, reason_messages
-from ragtune.rog.retrieve import Grounded, all_paths, retrieve_paths
+from ragtune.rog.retrieve import Grounded, all_paths, plan_exists, retrieve_paths
 
 MODES = ("lm", "paths", "rog", "constrained", "grounded")
 
@@ -66,12 +66,18 @@ class RoG:
         path_tokens: int = 1024,
         num_beams: int = 3,
         max_answer_tokens: int = 64,
+        top_plans: int | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"RoG mode {mode!r}: use one of {', '.join(MODES)}")
         self.kg, self.lm, self.mode = kg, lm, mode
         self.hops, self.max_paths, self.path_tokens = hops, max_paths, path_tokens
         self.max_answer_tokens = max_answer_tokens
+        # RoG's K: how many of the ranked plans feed retrieval (None: all `num_beams`). A small
+        # reasoner answers better from the best plan's paths alone (docs/results.md).
+        if top_plans is not None and top_plans < 1:
+            raise ConfigError(f"top_plans = {top_plans}: use 1 or more (or leave it unset)")
+        self.top_plans = top_plans
         self.planner = Planner(planner_lm or lm, num_beams=num_beams, num_plans=num_beams)
 
     def entity_ids(self, question: str, entities: list[str] | None) -> tuple[list[int], list[str]]:
@@ -118,15 +124,19 @@ class RoG:
                 ]
             plans = self.planner.plan(questions, allowed)
             for i, ((ids, _), ps) in enumerate(zip(linked, plans, strict=True)):
+                used = ps[: self.top_plans] if self.top_plans else ps
                 g = retrieve_paths(
                     self.kg,
                     ids,
-                    [p.relations for p in ps],
+                    [p.relations for p in used],
                     self.max_paths,
                     seed=_seed(questions[i]),
                 )
-                for p, ok in zip(ps, g.valid, strict=True):
+                for p, ok in zip(used, g.valid, strict=True):
                     p.valid = ok
+                for p in ps[len(used) :]:  # shown, not retrieved: still say whether it exists
+                    p.valid = bool(ids) and plan_exists(self.kg, p.relations)
+                    p.valid = p.valid and len(self.kg.follow(ids, p.relations, 1).nodes) > 0
                 plans_out[i] = [p.to_dict() for p in ps]
                 grounded[i] = g
         msgs = []

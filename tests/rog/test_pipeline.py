@@ -5,6 +5,7 @@ import json
 import pytest
 
 from ragtune.cli import main
+from ragtune.errors import ConfigError
 from ragtune.examples.catalog import write_catalog
 from ragtune.kg import KG
 from ragtune.rog.data import build_data, read_questions, split_questions, training_targets
@@ -80,6 +81,25 @@ def test_modes_with_a_scripted_reasoner(catalog):
     a = rog2.ask(q.question, q.entities)
     assert a.plans == [{"relations": ["directed_by"], "score": 0.0, "valid": True}]
     assert a.answers == q.answers and a.supporting == a.rendered
+
+    # top_plans=1 (RoG's K): only the best plan's paths are retrieved; every plan still shown
+    two = DummyLM(
+        lambda m: (
+            "<PATH>directed_by</PATH>\n<PATH>starred_actors</PATH>"
+            if PLAN_INSTRUCTION in m[-1]["content"]
+            else ""
+        )
+    )
+    both = RoG(kg, DummyLM(reply), planner_lm=two, mode="rog").ask(q.question, q.entities)
+    top1 = RoG(kg, DummyLM(reply), planner_lm=two, mode="rog", top_plans=1).ask(
+        q.question, q.entities
+    )
+    assert [p["relations"] for p in top1.plans] == [["directed_by"], ["starred_actors"]]
+    assert [p["valid"] for p in top1.plans] == [True, True]
+    assert all(p[1] == "directed_by" for p in top1.paths)
+    assert any(p[1] == "starred_actors" for p in both.paths) and len(both.paths) > len(top1.paths)
+    with pytest.raises(ConfigError, match="top_plans"):
+        RoG(kg, DummyLM(reply), top_plans=0)
 
 
 def test_build_data_and_cli(catalog, tmp_path, capsys):

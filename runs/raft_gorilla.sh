@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# RAFT on real data: Gorilla APIBench, HuggingFace domain (not shipped: ../shared/data/raft), on
+# CPU with the bundled SmolLM2-135M. The commands behind docs/results.md.
+#   bash runs/raft_gorilla.sh                 # ~1 h on 2 cores; every step resumes if re-run
+# Choices that fit a CPU hour: each API record rendered compactly (domain, api_name, api_call,
+# description cut to 100 characters), 3 distractors per training example, 60% of one RAFT epoch,
+# one DSF epoch, 40 questions per point of the distractor sweep.
+set -euo pipefail
+DATA=${DATA:-../shared/data/raft/gorilla_huggingface}
+O=${OUT:-runs/out}/gorilla
+RT=${RT:-.venv/bin/ragtune}
+RAFT_EPOCHS=${RAFT_EPOCHS:-0.6}
+SWEEP_Q=${SWEEP_Q:-40}
+$RT raft from-qa gorilla "$DATA/huggingface_eval.json" --out "$O/raft" \
+    --api-fields domain,api_name,api_call,description --field-chars 100 \
+    --distractors 3 --p 0.8 --seed 0
+$RT train --data "$O/raft" --view dsf --out "$O/dsf" --epochs 1 --lr 3e-4 --bf16 --threads 2
+$RT train --data "$O/raft" --view chat --out "$O/raft-lora" --epochs "$RAFT_EPOCHS" --lr 3e-4 \
+    --bf16 --threads 2
+$RT eval --data "$O/raft" --out "$O/eval" --dsf-adapter "$O/dsf/adapter" \
+    --raft-adapter "$O/raft-lora/adapter" --k 5 --sweep 0,1,2,4,8 --sweep-limit "$SWEEP_Q" \
+    --max-tokens 128 --batch-size 8 --threads 2
