@@ -89,6 +89,15 @@ class TransformersLM(LM):
         text = "\n\n".join(m["content"] for m in messages)
         return text + ("\n" if add_generation_prompt else "")
 
+    @property
+    def end_of_turn_id(self) -> int:
+        """The token that ends an assistant turn: ChatML's ``<|im_end|>`` when the tokenizer has
+        it (SmolLM2, Qwen), else EOS. Constrained decoders end their allowed sequences with it."""
+        tok = self.tokenizer
+        if "<|im_end|>" in tok.get_vocab():
+            return tok.convert_tokens_to_ids("<|im_end|>")
+        return tok.eos_token_id
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 

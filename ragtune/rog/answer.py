@@ -35,8 +35,7 @@ def _trie_decode(lm, batch, candidates, max_new_tokens):
     import torch
 
     tok = lm.tokenizer
-    eos = tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tok.get_vocab() else None
-    eos = eos if eos is not None else tok.eos_token_id
+    eos = lm.end_of_turn_id
     nl = tok("\n", add_special_tokens=False)["input_ids"]
     if len(nl) != 1:  # a tokenizer without a newline token: fall back to free answers
         return grounded_answers(_Free(lm), batch, candidates, max_new_tokens)

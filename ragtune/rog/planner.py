@@ -103,8 +103,7 @@ class Planner:
         prompts = [lm.render(plan_messages(q)) for q in questions]
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         width = enc["input_ids"].shape[1]  # left padding: generation starts here for all rows
-        eos = tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tok.get_vocab() else None
-        eos = eos if eos is not None else tok.eos_token_id
+        eos = lm.end_of_turn_id
         kw = {}
         if allowed is not None:
             tries = []
