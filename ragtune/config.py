@@ -146,6 +146,9 @@ def typer_command(cls: type[T], run: Callable[[T], Any]) -> Callable[..., Any]:
                 decls = [f"--{f.name.replace('_', '-')}/--no-{f.name.replace('_', '-')}"]
             info = typer.Option(default, *decls, help=help_)
             ann = tp
+            if typing.get_origin(_base_type(tp)[0]) is list:
+                # click would reject "0,1,2" for list[int]: take strings, convert in load_config
+                ann = list[str] | None
         params.append(
             inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=ann)
         )

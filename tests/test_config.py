@@ -43,3 +43,21 @@ def test_list_items_are_converted():
     assert load_config(Job, ks=["0", "2"]).ks == [0, 2]
     with pytest.raises(ConfigError, match="list of int"):
         load_config(Job, ks=["two"])
+
+
+def test_command_line_int_lists_take_commas_and_repeats():
+    import typer
+    from typer.testing import CliRunner
+
+    from ragtune.config import typer_command
+
+    seen = []
+    app = typer.Typer()
+    app.command("job")(typer_command(Job, seen.append))
+    app.command("other")(lambda: None)  # two commands: typer keeps the subcommand name
+    r = CliRunner()
+    assert r.invoke(app, ["job", "--ks", "0,1,8"]).exit_code == 0
+    assert r.invoke(app, ["job", "--ks", "2", "--ks", "4"]).exit_code == 0
+    assert [j.ks for j in seen] == [[0, 1, 8], [2, 4]]
+    bad = r.invoke(app, ["job", "--ks", "0,x"])
+    assert bad.exit_code != 0 and "list of int" in str(bad.exception or bad.output)
