@@ -1,10 +1,14 @@
 """Trained tokens/s on the bundled SmolLM2-135M: ragtune's trainer vs a plain HF Trainer.
 
-    python benchmarks/train_throughput.py              # 12 steps each, 2 threads
-    python benchmarks/train_throughput.py --steps 20 --batch 4
+    python benchmarks/train_throughput.py                       # fictional API docs, 12 steps
+    python benchmarks/train_throughput.py --raft runs/out/gorilla/raft --steps 8
+    python benchmarks/train_throughput.py --precisions fp32     # skip the bf16 pair
 
-Same RAFT data (fictional API docs, oracle + 3 distractors), same LoRA (r=16, all linear
-layers), same optimiser and learning rate, same number of optimiser steps, fp32 on both sides.
+Same RAFT data (by default fictional API docs, oracle + 3 distractors; `--raft DIR` takes any
+RAFT output, e.g. the Gorilla one from runs/raft_gorilla.sh), same LoRA (r=16, all linear
+layers), same optimiser and learning rate, same number of optimiser steps, and the same
+precision on both sides of each ratio: fp32, then bf16 (HF: `bf16=True`, autocast over fp32
+weights; ragtune: `--bf16`, autocast over bf16-stored frozen weights).
 The peer is `transformers.Trainer` with a pad-to-longest collator (DataCollatorForSeq2Seq) and
 `--batch` examples per step in random order. ragtune gets a token budget of batch x mean length
 per step, so both see about the same number of examples per step. Throughput counts real
@@ -27,34 +31,70 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--raft", default=None, help="A RAFT output dir (default: build fictional)")
+    ap.add_argument("--precisions", default="fp32,bf16", help="fp32, bf16 or both")
     args = ap.parse_args()
 
     import numpy as np
     import torch
-    from peft import LoraConfig, get_peft_model
     from rich.console import Console
     from rich.table import Table
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     from ragtune.examples.fictional import write_fictional_api
     from ragtune.raft.build import Builder, RaftConfig, corpus_units
     from ragtune.train.data import conversations, encode_chat, find_split
-    from ragtune.train.trainer import TrainConfig, load_base, train
+    from ragtune.train.trainer import load_base
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="train-bench-"))
-    api = write_fictional_api(tmp / "api.jsonl", 48)
-    rc = RaftConfig(
-        out=str(tmp / "raft"), questions=2, distractors=3, valid_fraction=0, test_fraction=0
-    )
-    Builder(rc, *corpus_units([str(api)], rc)).run()
+    raft = Path(args.raft) if args.raft else tmp / "raft"
+    if not args.raft:
+        api = write_fictional_api(tmp / "api.jsonl", 48)
+        rc = RaftConfig(
+            out=str(raft), questions=2, distractors=3, valid_fraction=0, test_fraction=0
+        )
+        Builder(rc, *corpus_units([str(api)], rc)).run()
+    _, tok, _ = load_base("smollm2-135m", args.threads)
+    examples, _ = encode_chat(tok, conversations(find_split(raft, "chat", "train"), "chat"), 1024)
+    lens = np.array([len(e.input_ids) for e in examples])
+    mean_len = float(lens.mean())
 
-    # (a) plain HF Trainer, pad to longest
-    model, tok, _ = load_base("smollm2-135m", args.threads)
-    examples, _ = encode_chat(
-        tok, conversations(find_split(tmp / "raft", "chat", "train"), "chat"), 1024
+    table = Table(
+        title=f"{args.steps} steps, LoRA r=16 on SmolLM2-135M, {len(examples)} RAFT examples "
+        f"(tokens: mean {mean_len:.0f}, min {lens.min()}, max {lens.max()}), "
+        f"{args.threads} threads"
     )
-    mean_len = float(np.mean([len(e.input_ids) for e in examples]))
+    for c in ("trainer", "precision", "trained tokens/s", "wall s (incl. start-up)", "ratio"):
+        table.add_column(c)
+    for prec in [p.strip() for p in args.precisions.split(",") if p.strip()]:
+        bf16 = prec == "bf16"
+        hf_tps, hf_s = run_hf(examples, tmp / f"hf-{prec}", args, bf16)
+        ours_tps, ours_s, budget = run_ours(raft, tmp / f"ours-{prec}", args, mean_len, bf16)
+        table.add_row(
+            f"HF Trainer, pad to longest, batch {args.batch}",
+            prec,
+            f"{hf_tps:.0f}",
+            f"{hf_s:.1f}",
+            "",
+        )
+        table.add_row(
+            f"ragtune train, length-grouped, {budget}-token budget",
+            prec,
+            f"{ours_tps:.0f}",
+            f"{ours_s:.1f}",
+            f"{ours_tps / hf_tps:.2f}x",
+        )
+    Console(width=160).print(table)
+
+
+def run_hf(examples, out: Path, args, bf16: bool) -> tuple[float, float]:
+    """The peer: transformers.Trainer, pad-to-longest batches in random order."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    from ragtune.train.trainer import load_base
+
+    model, tok, _ = load_base("smollm2-135m", args.threads)
     lora = LoraConfig(
         r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"
     )
@@ -71,7 +111,7 @@ def main() -> None:
             return super().__call__(feats, return_tensors)
 
     targs = TrainingArguments(
-        output_dir=str(tmp / "hf"),
+        output_dir=str(out),
         per_device_train_batch_size=args.batch,
         max_steps=args.steps,
         learning_rate=2e-4,
@@ -81,6 +121,7 @@ def main() -> None:
         save_strategy="no",
         report_to=[],
         use_cpu=True,
+        bf16=bf16,
         dataloader_num_workers=0,
         remove_unused_columns=False,
         seed=0,
@@ -93,44 +134,26 @@ def main() -> None:
     )
     t = time.perf_counter()
     trainer.train()
-    hf_s = time.perf_counter() - t
-    hf_tps = real_tokens["n"] / hf_s
-    del trainer, pm, model
+    secs = time.perf_counter() - t
+    return real_tokens["n"] / secs, secs
 
-    # (b) ragtune's trainer
+
+def run_ours(raft: Path, out: Path, args, mean_len: float, bf16: bool):
+    """ragtune's trainer with its defaults, a token budget of batch x mean length."""
+    from ragtune.train.trainer import TrainConfig, train
+
     cfg = TrainConfig(
-        data=str(tmp / "raft"),
-        out=str(tmp / "ours"),
+        data=str(raft),
+        out=str(out),
         max_steps=args.steps,
         batch_tokens=int(args.batch * mean_len),
         save_every=0,
         threads=args.threads,
+        bf16=bf16,
     )
     t = time.perf_counter()
     s = train(cfg)
-    ours_s = time.perf_counter() - t
-    ours_tps = s["tokens_per_s"]
-
-    table = Table(
-        title=f"{args.steps} steps, LoRA r=16 on SmolLM2-135M, {len(examples)} RAFT examples "
-        f"(mean {mean_len:.0f} tokens), {args.threads} threads, fp32"
-    )
-    for c in ("", "trained tokens/s", "wall s (incl. start-up)", "tokens"):
-        table.add_column(c)
-    table.add_row(
-        f"HF Trainer, pad to longest, batch {args.batch}",
-        f"{hf_tps:.0f}",
-        f"{hf_s:.1f}",
-        str(real_tokens["n"]),
-    )
-    table.add_row(
-        f"ragtune train, length-grouped, {cfg.batch_tokens}-token budget",
-        f"{ours_tps:.0f}",
-        f"{ours_s:.1f}",
-        "",
-    )
-    table.add_row("ratio", f"{ours_tps / hf_tps:.2f}x", "", "")
-    Console(width=140).print(table)
+    return s["tokens_per_s"], time.perf_counter() - t, cfg.batch_tokens
 
 
 if __name__ == "__main__":

@@ -8,15 +8,17 @@ OUT=${OUT:-runs/out}
 RT=${RT:-.venv/bin/ragtune}
 TRAIN_Q=${TRAIN_Q:-600}     # training questions used (CPU budget)
 EVAL_Q=${EVAL_Q:-200}       # test questions answered per configuration
+TRAIN_FLAGS=${TRAIN_FLAGS:-}  # extra `rog train` flags, e.g. --bf16
+PREDICT_FLAGS=${PREDICT_FLAGS:-}  # extra `rog predict` flags, e.g. --modes constrained,grounded
 case "${1:-pathquestion}" in
 pathquestion)
   O=$OUT/pq
   $RT kg load "$DATA/pathquestion/2H-kb.txt" --out "$O/kg"
   $RT rog build-data "$O/kg" "$DATA/pathquestion/PQ-2H.txt" --format pathquestion \
       --out "$O/data" --test 0.2 --seed 0 --train-limit "$TRAIN_Q"
-  $RT rog train --data "$O/data" --out "$O/lora" --epochs 1 --batch-tokens 2048 --lr 5e-4 --threads 2
+  $RT rog train --data "$O/data" --out "$O/lora" --epochs 1 --batch-tokens 2048 --lr 5e-4 --threads 2 $TRAIN_FLAGS
   $RT rog predict --kg "$O/kg" --data "$O/data" --adapter "$O/lora/adapter" --out "$O/eval" \
-      --limit "$EVAL_Q" --threads 2
+      --limit "$EVAL_Q" --threads 2 $PREDICT_FLAGS
   ;;
 metaqa)
   O=$OUT/metaqa
@@ -29,10 +31,10 @@ metaqa)
   mkdir -p "$O/data-mix/chat"
   cat "$O/data-1/chat/train.jsonl" "$O/data-2/chat/train.jsonl" | shuf --random-source=<(yes) \
       > "$O/data-mix/chat/train.jsonl"
-  $RT rog train --data "$O/data-mix" --out "$O/lora" --epochs 1 --batch-tokens 2048 --lr 5e-4 --threads 2
+  $RT rog train --data "$O/data-mix" --out "$O/lora" --epochs 1 --batch-tokens 2048 --lr 5e-4 --threads 2 $TRAIN_FLAGS
   for h in 1 2; do
     $RT rog predict --kg "$O/kg" --data "$O/data-$h" --adapter "$O/lora/adapter" \
-        --out "$O/eval-$h" --limit "$EVAL_Q" --threads 2
+        --out "$O/eval-$h" --limit "$EVAL_Q" --threads 2 $PREDICT_FLAGS
   done
   ;;
 esac

@@ -283,6 +283,7 @@ def train(
             trainable_token_indices={"embed_tokens": new_ids} if new_ids else None,
         )
         model = get_peft_model(model, lcfg)
+    fp32_weights = _frozen_to_bf16(model) if cfg.bf16 else {}
     params = [p for p in model.parameters() if p.requires_grad]
     # Added tokens start from the mean embedding and must travel far (their rows are also
     # their output logits, tied): at the LoRA learning rate they barely move in a short run.
@@ -370,6 +371,7 @@ def train(
     except KeyboardInterrupt:
         interrupted = True
         _save_checkpoint(out, model, opt, sched, step)
+    loop_s = time.time() - t0  # training only: the final eval below is not in tokens/s
     eval_loss = None
     if valid_ex and not interrupted:
         eval_loss = evaluate_loss(model, valid_ex, pad, cfg.batch_tokens)
@@ -385,11 +387,13 @@ def train(
         "first_loss": first_loss,
         "last_loss": last_loss,
         "eval_loss": eval_loss,
-        "tokens_per_s": round(tokens_seen / max(1e-9, time.time() - t0), 1),
+        "tokens_per_s": round(tokens_seen / max(1e-9, loop_s), 1),
         "seconds": round(time.time() - t0, 1),
         "base_model": base_path,
         "config": asdict(cfg),
     }
+    for p, w in fp32_weights.items():  # hand the caller's model back in its own precision
+        p.data = w
     if not interrupted:
         _save_adapter(model, tok, out / "adapter")
         for ck in _checkpoints(out):
@@ -398,6 +402,23 @@ def train(
     if interrupted:
         raise KeyboardInterrupt
     return summary
+
+
+def _frozen_to_bf16(model) -> dict:
+    """Store the frozen base weights in bf16 for the run; returns {param: fp32 tensor}.
+
+    Under autocast alone they stay fp32 and are re-cast on every forward and backward
+    (autocast caches only the casts of weights that require grad). The trained LoRA matrices
+    and token rows stay fp32, so AdamW updates keep full precision.
+    """
+    import torch
+
+    kept = {}
+    for p in model.parameters():
+        if not p.requires_grad and p.dtype == torch.float32:
+            kept[p] = p.data
+            p.data = p.data.to(torch.bfloat16)
+    return kept
 
 
 def _save_adapter(model, tok, path: Path) -> None:

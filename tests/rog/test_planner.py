@@ -35,6 +35,7 @@ def planner_adapter(tmp_path_factory, tiny_model):
         lr=1e-2,
         batch_tokens=512,
         threads=1,
+        bf16=True,  # bf16-stored base weights with fp32 LoRA and added-token rows
     )
     summary = train(cfg)
     return d / "out" / "adapter", summary

@@ -107,6 +107,45 @@ def test_lora_training_lowers_loss_and_changes_weights(tmp_path, tiny_fresh):
     assert (tmp_path / "run" / "adapter" / "adapter_config.json").exists()
 
 
+def test_bf16_stores_frozen_weights_in_bf16_while_training_and_restores_them(
+    tmp_path, tiny_fresh
+):
+    data = make_chat(tmp_path)
+    model, tok = tiny_fresh
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = {}
+
+    def look(step, total, rec):  # dtypes mid-run: frozen base in bf16, LoRA in fp32
+        for n, p in model.named_parameters():
+            seen.setdefault((p.requires_grad, "lora_" in n), set()).add(p.dtype)
+
+    s = train(
+        TrainConfig(
+            data=str(data),
+            out=str(tmp_path / "run"),
+            lr=1e-2,
+            epochs=30,
+            batch_tokens=1024,
+            save_every=0,
+            threads=1,
+            bf16=True,
+        ),
+        model=model,
+        tokenizer=tok,
+        progress=look,
+    )
+    assert seen[(False, False)] == {torch.bfloat16}
+    assert seen[(True, True)] == {torch.float32}
+    log = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    losses = [r["loss"] for r in map(json.loads, log) if "loss" in r]
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert s["steps"] > 10 and last < 0.6 * first, (first, last)
+    for k, v in model.state_dict().items():  # the caller's base weights: fp32 and untouched
+        if "lora_" not in k and "base_layer" in k:
+            b = before[k.replace("base_model.model.", "").replace(".base_layer", "")]
+            assert v.dtype == torch.float32 and torch.equal(b, v)
+
+
 def test_adapter_loads_in_backend_and_merges(tmp_path, tiny_model):
     from ragtune.llm.local import TransformersLM
 
