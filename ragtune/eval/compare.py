@@ -4,8 +4,8 @@ robustness sweep (oracle + k distractors at test time).
     ragtune eval --data out/raft --dsf-adapter out/dsf/adapter --raft-adapter out/raft-lora/adapter \
         --out out/eval
 
-RAG configurations see the same context: the top-`k` documents retrieved by BM25 from every
-document in the dataset (oracles and distractors of all splits), in the RAFT prompt format
+RAG configurations see the same context: the top-`k` documents retrieved (`--retriever`: BM25 by
+default, dense or hybrid) from every document in the dataset (oracles and distractors of all splits), in the RAFT prompt format
 (<DOCUMENT> blocks, then the question). The sweep instead shows the oracle plus k random
 distractors, shuffled, for each k.
 
@@ -60,6 +60,12 @@ class EvalConfig:
         default_factory=lambda: list(CONFIGS), metadata={"help": "Configurations to run."}
     )
     k: int = field(default=5, metadata={"help": "Documents retrieved for the RAG configurations."})
+    retriever: str = field(
+        default="bm25",
+        metadata={
+            "help": "How the RAG context is retrieved: bm25, dense (bundled MiniLM) or hybrid."
+        },
+    )
     sweep: list[int] = field(
         default_factory=lambda: [0, 1, 2, 4, 8],
         metadata={"help": "Distractor counts for the robustness sweep (empty: none)."},
@@ -156,8 +162,11 @@ def headline(m: dict[str, float]) -> float:
 def evaluate(
     cfg: EvalConfig, tick: Callable[[str, int, int], None] | None = None
 ) -> dict[str, Any]:
-    from ragtune.retrieval.bm25 import BM25Index
+    from ragtune.corpus.document import Chunk
+    from ragtune.retrieval.index import METHODS, Index
 
+    if cfg.retriever not in METHODS:
+        raise ConfigError(f"--retriever {cfg.retriever!r}: use one of {', '.join(METHODS)}")
     bad = [c for c in cfg.configs if c not in CONFIGS] + [
         c for c in cfg.sweep_configs if c not in CONFIGS
     ]
@@ -180,8 +189,10 @@ def evaluate(
 
     # retrieved context, identical for every RAG configuration
     with tempfile.TemporaryDirectory() as d:
-        bm = BM25Index.build(pool, Path(d) / "bm25")
-        hits = bm.search([r["question"] for r in rows], cfg.k)
+        methods = ("bm25", "dense") if cfg.retriever == "hybrid" else (cfg.retriever,)
+        chunks = [Chunk(id=str(i), doc_id=str(i), text=t) for i, t in enumerate(pool)]
+        index = Index.build(chunks, Path(d) / "index", methods=methods)
+        hits = index.search([r["question"] for r in rows], cfg.k, cfg.retriever)
     rag_prompts = [
         instruction([pool[i] for i in ids if i >= 0], r["question"])
         for r, ids in zip(rows, hits.ids, strict=True)
@@ -372,6 +383,6 @@ def write_report(results: dict[str, Any], out: Path, cfg: EvalConfig) -> None:
 table{{border-collapse:collapse;font-size:12px}}td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}</style>
 </head><body><h1>ragtune evaluation</h1>
 <p>{results["n"]} questions from {html.escape(cfg.data)} ({html.escape(cfg.split)} split); model {html.escape(cfg.model)};
-retrieval put the oracle in the top {cfg.k} for {results["retrieval_oracle_recall"]}% of questions; {results["seconds"]} s.</p>
+{cfg.retriever} retrieval put the oracle in the top {cfg.k} for {results["retrieval_oracle_recall"]}% of questions; {results["seconds"]} s.</p>
 <pre>{html.escape(table)}</pre>{imgs}<h2>Examples</h2><table><tr>{head}</tr>{ex_rows}</table></body></html>"""
     (out / "report.html").write_text(page, encoding="utf-8")

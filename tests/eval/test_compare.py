@@ -81,3 +81,30 @@ def test_eval_writes_every_artifact(tmp_path, tiny_model):
     # other settings into the same --out are refused, not mixed
     with pytest.raises(ConfigError, match="max_tokens"):
         evaluate(EvalConfig(**{**cfg.__dict__, "max_tokens": 7}))
+
+
+@pytest.mark.parametrize("retriever", ["dense", "hybrid"])
+def test_rag_context_from_dense_or_hybrid_retrieval(tmp_path, tiny_model, retriever):
+    recs = write_short_api(tmp_path / "api.jsonl")
+    rc = RaftConfig(out=str(tmp_path / "raft"), distractors=2, questions=1, test_fraction=0.3)
+    Builder(rc, *corpus_units([str(recs)], rc)).run()
+    cfg = EvalConfig(
+        data=str(tmp_path / "raft"),
+        out=str(tmp_path / "eval"),
+        model=str(tiny_model),
+        configs=["base+rag"],
+        sweep=[],
+        k=2,
+        retriever=retriever,
+        max_tokens=2,
+        limit=4,
+        threads=1,
+    )
+    res = evaluate(cfg)
+    # questions name their API, so the bundled embedder finds the oracle in the top 2
+    assert res["settings"]["retriever"] == retriever and res["retrieval_oracle_recall"] >= 50
+    assert (
+        f"{retriever} retrieval put the oracle" in (tmp_path / "eval" / "report.html").read_text()
+    )
+    with pytest.raises(ConfigError, match="--retriever"):
+        evaluate(EvalConfig(**{**cfg.__dict__, "retriever": "sparse", "out": str(tmp_path / "x")}))
