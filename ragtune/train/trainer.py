@@ -361,7 +361,10 @@ def train(
                 "elapsed_s": round(time.time() - t0, 2),
             }
             if cfg.eval_every and step % cfg.eval_every == 0 and valid_ex:
-                rec["eval_loss"] = round(evaluate_loss(model, valid_ex, pad, cfg.batch_tokens), 5)
+                with amp:  # the same precision as training
+                    rec["eval_loss"] = round(
+                        evaluate_loss(model, valid_ex, pad, cfg.batch_tokens), 5
+                    )
             log.write(json.dumps(rec) + "\n")
             log.flush()
             if progress:
@@ -374,7 +377,8 @@ def train(
     loop_s = time.time() - t0  # training only: the final eval below is not in tokens/s
     eval_loss = None
     if valid_ex and not interrupted:
-        eval_loss = evaluate_loss(model, valid_ex, pad, cfg.batch_tokens)
+        with amp:
+            eval_loss = evaluate_loss(model, valid_ex, pad, cfg.batch_tokens)
     if eval_loss is not None:
         log.write(json.dumps({"step": step, "eval_loss": round(eval_loss, 5)}) + "\n")
     log.close()
