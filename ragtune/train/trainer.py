@@ -87,7 +87,11 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "Seed for init, data order and dropout."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads."})
     bf16: bool = field(
-        default=False, metadata={"help": "bfloat16 autocast (CPUs with AVX512-BF16/AMX)."}
+        default=False,
+        metadata={
+            "help": "bfloat16: frozen weights stored in bf16 + autocast; LoRA stays fp32 "
+            "(CPUs with AVX512-BF16/AMX, or a GPU)."
+        },
     )
     resume: bool = field(
         default=True, metadata={"help": "Resume from the newest checkpoint in --out."}
