@@ -90,7 +90,7 @@ class TrainConfig:
         default=False,
         metadata={
             "help": "bfloat16: frozen weights stored in bf16 + autocast; LoRA stays fp32 "
-            "(CPUs with AVX512-BF16/AMX, or a GPU)."
+            "(CPUs with AVX512-BF16/AMX)."
         },
     )
     resume: bool = field(
