@@ -174,8 +174,8 @@ def typer_command(cls: type[T], run: Callable[[T], Any]) -> Callable[..., Any]:
                 value = [v.strip() for item in value for v in str(item).split(",") if v.strip()]
             # typer may vendor its own click: compare parameter sources by name.
             src_name = getattr(src, "name", "DEFAULT")
-            if src_name == "COMMANDLINE" and value not in (None, [], ()):
-                given[name] = value
+            if src_name == "COMMANDLINE" and value is not None:
+                given[name] = value  # `--sweep ""` is an explicit empty list
             elif src_name not in ("DEFAULT", "COMMANDLINE") and value not in (None, [], ()):
                 given[name] = value  # e.g. from an environment variable
         cfg = load_config(cls, config_file, **given)

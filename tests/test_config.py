@@ -13,6 +13,7 @@ class Job:
     lr: float = field(default=1e-4, metadata={"help": "rate"})
     tags: list[str] = field(default_factory=list, metadata={"help": "tags"})
     ks: list[int] = field(default_factory=list, metadata={"help": "ints"})
+    sweep: list[int] = field(default_factory=lambda: [0, 2], metadata={"help": "ints"})
     adapter: str | None = field(default=None, metadata={"help": "optional"})
 
 
@@ -59,5 +60,8 @@ def test_command_line_int_lists_take_commas_and_repeats():
     assert r.invoke(app, ["job", "--ks", "0,1,8"]).exit_code == 0
     assert r.invoke(app, ["job", "--ks", "2", "--ks", "4"]).exit_code == 0
     assert [j.ks for j in seen] == [[0, 1, 8], [2, 4]]
+    assert r.invoke(app, ["job", "--sweep", ""]).exit_code == 0  # explicitly none
+    assert r.invoke(app, ["job"]).exit_code == 0  # the default
+    assert [j.sweep for j in seen[2:]] == [[], [0, 2]]
     bad = r.invoke(app, ["job", "--ks", "0,x"])
     assert bad.exit_code != 0 and "list of int" in str(bad.exception or bad.output)
