@@ -288,120 +288,124 @@ def train(
         )
         model = get_peft_model(model, lcfg)
     fp32_weights = _frozen_to_bf16(model) if cfg.bf16 else {}
-    params = [p for p in model.parameters() if p.requires_grad]
-    # Added tokens start from the mean embedding and must travel far (their rows are also
-    # their output logits, tied): at the LoRA learning rate they barely move in a short run.
-    tok_params = [
-        p for n, p in model.named_parameters() if p.requires_grad and "token_adapter" in n
-    ]
-    groups = [{"params": [p for p in params if all(p is not q for q in tok_params)]}]
-    if tok_params:
-        groups.append({"params": tok_params, "lr": cfg.added_token_lr, "weight_decay": 0.0})
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * total_steps), total_steps)
-    step = 0
-    cks = _checkpoints(out) if cfg.resume else []
-    if cks:
-        from safetensors.torch import load_file
-
-        ck = cks[-1]
-        set_peft_model_state_dict(
-            model, load_file(str(ck / "adapter" / "adapter_model.safetensors"))
-        )
-        st = torch.load(ck / "optim.pt", weights_only=False)
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        step = json.loads((ck / "state.json").read_text())["step"]
-    resumed_from = step
-
-    # -- loop ---------------------------------------------------------------------------
-    log_path = out / "train_log.jsonl"
-    if step == 0 and log_path.exists():
-        log_path.unlink()
-    log = open(log_path, "a", encoding="utf-8")
-    amp = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.bf16 else _null()
-    pad = tok.pad_token_id
-    model.train()
-    t0 = time.time()
-    tokens_seen = 0  # real (unpadded) tokens through the model this run
-    first_loss = last_loss = None
-    micro_done = step * cfg.grad_accum  # micro-batches consumed before this run
-
-    def micro_batches():
-        epoch = 0
-        while True:
-            yield from token_batches(lengths, cfg.batch_tokens, cfg.seed, epoch)
-            epoch += 1
-
-    it = micro_batches()
-    for _ in range(micro_done):  # skip what earlier runs consumed: same order, no repeats
-        next(it)
-    interrupted = False
     try:
-        while step < total_steps:
-            opt.zero_grad(set_to_none=True)
-            loss_sum, n_sum = 0.0, 0
-            for _ in range(cfg.grad_accum):
-                batch = [train_ex[i] for i in next(it)]
-                ids, att, lab = collate(batch, pad)
-                with amp:
-                    loss, n = completion_loss(model, ids, att, lab)
-                (loss / cfg.grad_accum).backward()
-                loss_sum += float(loss.detach()) * n
-                n_sum += n
-                tokens_seen += int(att.sum())
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            loss_v = loss_sum / max(1, n_sum)
-            first_loss = loss_v if first_loss is None else first_loss
-            last_loss = loss_v
-            rec = {
-                "step": step,
-                "loss": round(loss_v, 5),
-                "lr": sched.get_last_lr()[0],
-                "tokens_per_s": round(tokens_seen / max(1e-9, time.time() - t0), 1),
-                "elapsed_s": round(time.time() - t0, 2),
-            }
-            if cfg.eval_every and step % cfg.eval_every == 0 and valid_ex:
-                with amp:  # the same precision as training
-                    rec["eval_loss"] = round(
-                        evaluate_loss(model, valid_ex, pad, cfg.batch_tokens), 5
-                    )
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-            if progress:
-                progress(step, total_steps, rec)
-            if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
-                _save_checkpoint(out, model, opt, sched, step)
-    except KeyboardInterrupt:
-        interrupted = True
-        _save_checkpoint(out, model, opt, sched, step)
-    loop_s = time.time() - t0  # training only: the final eval below is not in tokens/s
-    eval_loss = None
-    if valid_ex and not interrupted:
-        with amp:
-            eval_loss = evaluate_loss(model, valid_ex, pad, cfg.batch_tokens)
-    if eval_loss is not None:
-        log.write(json.dumps({"step": step, "eval_loss": round(eval_loss, 5)}) + "\n")
-    log.close()
-    summary = {
-        "steps": step,
-        "resumed_from": resumed_from,
-        "interrupted": interrupted,
-        "examples": len(train_ex),
-        "dropped_too_long": dropped,
-        "first_loss": first_loss,
-        "last_loss": last_loss,
-        "eval_loss": eval_loss,
-        "tokens_per_s": round(tokens_seen / max(1e-9, loop_s), 1),
-        "seconds": round(time.time() - t0, 1),
-        "base_model": base_path,
-        "config": asdict(cfg),
-    }
-    for p, w in fp32_weights.items():  # hand the caller's model back in its own precision
-        p.data = w
+        params = [p for p in model.parameters() if p.requires_grad]
+        # Added tokens start from the mean embedding and must travel far (their rows are also
+        # their output logits, tied): at the LoRA learning rate they barely move in a short run.
+        tok_params = [
+            p for n, p in model.named_parameters() if p.requires_grad and "token_adapter" in n
+        ]
+        groups = [{"params": [p for p in params if all(p is not q for q in tok_params)]}]
+        if tok_params:
+            groups.append({"params": tok_params, "lr": cfg.added_token_lr, "weight_decay": 0.0})
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = get_cosine_schedule_with_warmup(
+            opt, int(cfg.warmup_ratio * total_steps), total_steps
+        )
+        step = 0
+        cks = _checkpoints(out) if cfg.resume else []
+        if cks:
+            from safetensors.torch import load_file
+
+            ck = cks[-1]
+            set_peft_model_state_dict(
+                model, load_file(str(ck / "adapter" / "adapter_model.safetensors"))
+            )
+            st = torch.load(ck / "optim.pt", weights_only=False)
+            opt.load_state_dict(st["optimizer"])
+            sched.load_state_dict(st["scheduler"])
+            step = json.loads((ck / "state.json").read_text())["step"]
+        resumed_from = step
+
+        # -- loop ---------------------------------------------------------------------------
+        log_path = out / "train_log.jsonl"
+        if step == 0 and log_path.exists():
+            log_path.unlink()
+        log = open(log_path, "a", encoding="utf-8")
+        amp = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.bf16 else _null()
+        pad = tok.pad_token_id
+        model.train()
+        t0 = time.time()
+        tokens_seen = 0  # real (unpadded) tokens through the model this run
+        first_loss = last_loss = None
+        micro_done = step * cfg.grad_accum  # micro-batches consumed before this run
+
+        def micro_batches():
+            epoch = 0
+            while True:
+                yield from token_batches(lengths, cfg.batch_tokens, cfg.seed, epoch)
+                epoch += 1
+
+        it = micro_batches()
+        for _ in range(micro_done):  # skip what earlier runs consumed: same order, no repeats
+            next(it)
+        interrupted = False
+        try:
+            while step < total_steps:
+                opt.zero_grad(set_to_none=True)
+                loss_sum, n_sum = 0.0, 0
+                for _ in range(cfg.grad_accum):
+                    batch = [train_ex[i] for i in next(it)]
+                    ids, att, lab = collate(batch, pad)
+                    with amp:
+                        loss, n = completion_loss(model, ids, att, lab)
+                    (loss / cfg.grad_accum).backward()
+                    loss_sum += float(loss.detach()) * n
+                    n_sum += n
+                    tokens_seen += int(att.sum())
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                step += 1
+                loss_v = loss_sum / max(1, n_sum)
+                first_loss = loss_v if first_loss is None else first_loss
+                last_loss = loss_v
+                rec = {
+                    "step": step,
+                    "loss": round(loss_v, 5),
+                    "lr": sched.get_last_lr()[0],
+                    "tokens_per_s": round(tokens_seen / max(1e-9, time.time() - t0), 1),
+                    "elapsed_s": round(time.time() - t0, 2),
+                }
+                if cfg.eval_every and step % cfg.eval_every == 0 and valid_ex:
+                    with amp:  # the same precision as training
+                        rec["eval_loss"] = round(
+                            evaluate_loss(model, valid_ex, pad, cfg.batch_tokens), 5
+                        )
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                if progress:
+                    progress(step, total_steps, rec)
+                if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
+                    _save_checkpoint(out, model, opt, sched, step)
+        except KeyboardInterrupt:
+            interrupted = True
+            _save_checkpoint(out, model, opt, sched, step)
+        loop_s = time.time() - t0  # training only: the final eval below is not in tokens/s
+        eval_loss = None
+        if valid_ex and not interrupted:
+            with amp:
+                eval_loss = evaluate_loss(model, valid_ex, pad, cfg.batch_tokens)
+        if eval_loss is not None:
+            log.write(json.dumps({"step": step, "eval_loss": round(eval_loss, 5)}) + "\n")
+        log.close()
+        summary = {
+            "steps": step,
+            "resumed_from": resumed_from,
+            "interrupted": interrupted,
+            "examples": len(train_ex),
+            "dropped_too_long": dropped,
+            "first_loss": first_loss,
+            "last_loss": last_loss,
+            "eval_loss": eval_loss,
+            "tokens_per_s": round(tokens_seen / max(1e-9, loop_s), 1),
+            "seconds": round(time.time() - t0, 1),
+            "base_model": base_path,
+            "config": asdict(cfg),
+        }
+    finally:  # hand the caller's model back in its own precision, whatever happened
+        for p, w in fp32_weights.items():
+            p.data = w
     if not interrupted:
         _save_adapter(model, tok, out / "adapter")
         for ck in _checkpoints(out):
