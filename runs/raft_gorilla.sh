@@ -11,10 +11,16 @@ O=${OUT:-runs/out}/gorilla
 RT=${RT:-.venv/bin/ragtune}
 RAFT_EPOCHS=${RAFT_EPOCHS:-0.6}
 SWEEP_Q=${SWEEP_Q:-40}
+K=${K:-3}                    # training distractors per example
+DMODE=${DMODE:-random}       # random | hard | mixed (see ragtune raft from-qa --help)
+DSF_EPOCHS=${DSF_EPOCHS:-1}
+DSF_FLAGS=${DSF_FLAGS:-}     # e.g. "--batch-tokens 1024" for more, smaller steps
 $RT raft from-qa gorilla "$DATA/huggingface_eval.json" --out "$O/raft" \
     --api-fields domain,api_name,api_call,description --field-chars 100 \
-    --distractors 3 --p 0.8 --seed 0
-$RT train --data "$O/raft" --view dsf --out "$O/dsf" --epochs 1 --lr 3e-4 --bf16 --threads 2
+    --distractors "$K" --distractor-mode "$DMODE" --p 0.8 --seed 0
+# shellcheck disable=SC2086
+$RT train --data "$O/raft" --view dsf --out "$O/dsf" --epochs "$DSF_EPOCHS" --lr 3e-4 --bf16 \
+    --threads 2 $DSF_FLAGS
 $RT train --data "$O/raft" --view chat --out "$O/raft-lora" --epochs "$RAFT_EPOCHS" --lr 3e-4 \
     --bf16 --threads 2
 $RT eval --data "$O/raft" --out "$O/eval" --dsf-adapter "$O/dsf/adapter" \

@@ -51,7 +51,11 @@ class RaftConfig:
     distractors: int = field(default=4, metadata={"help": "Distractor documents per example (k)."})
     p: float = field(default=0.8, metadata={"help": "Share of examples that keep the oracle (P)."})
     distractor_mode: str = field(
-        default="random", metadata={"help": "'random' or 'hard' (top BM25 hits for the question)."}
+        default="random",
+        metadata={
+            "help": "'random', 'hard' (top BM25 hits for the question) or 'mixed' (half of "
+            "each: BM25 hits, then random)."
+        },
     )
     refusal_rate: float = field(
         default=0.0, metadata={"help": "When the oracle is absent, share of answers that refuse."}

@@ -42,15 +42,15 @@ def instruction(docs: list[str], question: str) -> str:
 
 class DistractorPicker:
     def __init__(self, pool: list[str], mode: str = "random", near_dup: float = 0.8) -> None:
-        if mode not in ("random", "hard"):
-            raise DataError(f"distractor mode {mode!r} is unknown; use 'random' or 'hard'")
+        if mode not in ("random", "hard", "mixed"):
+            raise DataError(f"distractor mode {mode!r} is unknown; use 'random', 'hard' or 'mixed'")
         seen: set[str] = set()
         self.pool = [t for t in pool if not (t in seen or seen.add(t))]  # distinct, in order
         self.words = [words(t) for t in self.pool]
         self.mode, self.near_dup = mode, near_dup
         self._bm25 = None
         self._tmp = None
-        if mode == "hard" and self.pool:
+        if mode in ("hard", "mixed") and self.pool:
             from ragtune.retrieval.bm25 import BM25Index
 
             self._tmp = tempfile.TemporaryDirectory(prefix="ragtune-raft-")
@@ -91,13 +91,21 @@ class DistractorPicker:
         for i in rng.permutation(len(own or [])):
             if consider(own[i], words(own[i])):
                 return picked
-        if self.mode == "hard" and self._bm25 is not None:
+        order = [int(i) for i in rng.permutation(len(self.pool))]
+        if self._bm25 is not None:
             res = self._bm25.search([question], min(len(self.pool), 4 * k + 16))
-            order = [int(i) for i in res.ids[0] if i >= 0]
-            rest = [i for i in rng.permutation(len(self.pool)) if i not in set(order)]
-            order += rest  # top-ranked first, then random, so k is always reachable
-        else:
-            order = rng.permutation(len(self.pool))
+            top = [int(i) for i in res.ids[0] if i >= 0]
+            # 'mixed': the first ceil(k/2) picks are BM25 hits, the rest random, so training
+            # sees both what a retriever returns (near misses) and what the sweep adds.
+            n_hard = k if self.mode == "hard" else (k + 1) // 2
+            for i in top:
+                if len(picked) >= n_hard:
+                    break
+                if consider(self.pool[i], self.words[i]):
+                    return picked
+            taken = set(top) if self.mode == "hard" else set()
+            # hard: top-ranked first, then random, so k is always reachable
+            order = [i for i in order if i not in taken]
         for i in order:
             if consider(self.pool[i], self.words[i]):
                 return picked

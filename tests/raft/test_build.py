@@ -134,6 +134,30 @@ def test_hard_distractors_are_lexical_neighbours_not_near_duplicates():
         picker.pick("q", [pool[0]], 5, item_rng(0, "x"))
 
 
+def test_mixed_distractors_are_half_bm25_hits_half_random():
+    near = [f"The lease of shard {i} lasts {i} seconds unless renewed." for i in range(4)]
+    far = [f"Fruit number {i} is a banana rich in potassium." for i in range(40)]
+    pool = ["The shard lease lasts thirty seconds by default.", *near, *far]
+    picker = DistractorPicker(pool, "mixed")
+    for seed in range(5):
+        got = picker.pick("How long does a shard lease last?", [pool[0]], 4, item_rng(seed, "x"))
+        assert len(got) == 4 and pool[0] not in got
+        # the first two are BM25 neighbours; the other two come from the pool at random,
+        # which here is mostly bananas (40 of 44)
+        assert set(got[:2]) <= set(near)
+    picks = [
+        picker.pick("How long does a shard lease last?", [pool[0]], 4, item_rng(s, "x"))
+        for s in range(20)
+    ]
+    assert sum(g in far for got in picks for g in got[2:]) >= 30  # hard mode would give 0
+    assert all(
+        g in near
+        for g in DistractorPicker(pool, "hard").pick(
+            "How long does a shard lease last?", [pool[0]], 4, item_rng(0, "x")
+        )
+    )
+
+
 def test_verification_reasons():
     oracle = ["The vault opens in read-only mode with mode='ro'."]
     ok = f"It says {BEGIN_QUOTE}the vault opens in read-only  mode{END_QUOTE}.\n{ANSWER_TAG} ro"
