@@ -1,29 +1,49 @@
 """Training speed-ups that leave the model, the LoRA maths and the adapter format as peft has them.
 
-    from ragtune.train.fast import share_lora_dropout
-    share_lora_dropout(peft_model)     # after get_peft_model / PeftModel.from_pretrained
+    from ragtune.train.fast import speed_up
+    undo = speed_up(peft_model)     # after get_peft_model / PeftModel.from_pretrained
+    ...train...
+    undo()                          # the model's own modules back, caches freed
 
-Why: profiled on SmolLM2-135M with LoRA on all 7 linear layers of each of the 30 blocks, peft's
-per-module `nn.Dropout` drew 210 random masks of shape (tokens, 576 or 1536) per forward and took
-~10% of a training step, as much as a frozen 576x576 matmul each time. q/k/v read the same
-normed hidden state, and so do gate/up: one mask per input (as a transformer's own dropout on
-its residual stream would do) instead of one per consumer cuts 7 draws per block to 4, and the
-backward multiplies by each mask once.
+Why: profiled on SmolLM2-135M with LoRA on all 7 linear layers of each of the 30 blocks (1,577
+tokens per step, one thread), peft's per-module `nn.Dropout` drew 210 random masks of shape
+(tokens, 576 or 1536) per forward, ~10% of the step, and the LoRA matrices ran as 6 thin matmuls
+per module. q/k/v read the same normed hidden state, and so do gate/up, so:
+
+- one dropout mask per input (as a transformer's own dropout on its residual stream would be)
+  instead of one per consumer: 7 draws per block become 4, and the backward multiplies by each
+  mask once;
+- the A matrices of a group run as one matmul: x (T, H) @ [A_q; A_k; A_v]^T (H, 3r) -> (T, 3r),
+  split into the three (T, r) inputs of the B matrices. The parameters stay where peft keeps
+  them (the stand-in module holds the very same `weight`), so state dicts and saved adapters
+  are unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 
-def _shared_dropout_cls():
+# modules of one block that read the same input tensor
+GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
+def _version(t) -> int:
+    # inference tensors (torch.inference_mode, e.g. eval loss) keep no version counter; nothing
+    # modifies a hidden state in place between the calls of one group
+    return -1 if t.is_inference() else t._version
+
+
+def _classes():
     import torch
+    import torch.nn.functional as F
     from torch import nn
 
     class SharedDropout(nn.Module):
-        """Dropout that reuses its last mask when called again on the very same tensor.
+        """Dropout that reuses its last output when called again on the very same tensor.
 
-        peft calls `lora_dropout(x)` once per adapted module; with one instance shared by all
-        modules, q/k/v (and gate/up) get one dropped copy of their common input. The check is
-        identity plus the tensor's version counter, so a new or modified input draws afresh.
+        One instance serves every LoRA module (per p), so q/k/v (and gate/up) get one dropped
+        copy of their common input. The check is identity plus the tensor's version counter:
+        a new or modified input draws afresh.
         """
 
         def __init__(self, p: float) -> None:
@@ -36,42 +56,99 @@ def _shared_dropout_cls():
                 self._last = None
                 return x
             last = self._last
-            if last is not None and last[0] is x and last[1] == x._version:
+            if last is not None and last[0] is x and last[1] == _version(x):
                 return last[2]
-            y = nn.functional.dropout(x, self.p, True)
-            self._last = (x, x._version, y)
+            y = F.dropout(x, self.p, True)
+            self._last = (x, _version(x), y)
             return y
 
         def extra_repr(self) -> str:
             return f"p={self.p}, shared"
 
-    return SharedDropout
+    class _Group:
+        """Not a Module (it must not add state-dict keys): the A weights of one input group."""
+
+        def __init__(self, weights: list[nn.Parameter]) -> None:
+            self.weights = weights
+            self.last: tuple | None = None  # (input, versions, outputs)
+
+        def run(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            # the weights' versions too: an optimiser step between two calls invalidates
+            key = (_version(x), *(w._version for w in self.weights))
+            last = self.last
+            if last is not None and last[0] is x and last[1] == key:
+                return last[2]
+            w = torch.cat(self.weights)  # (sum r, H); cat's backward hands each A its rows
+            ys = F.linear(x, w).split([int(v.shape[0]) for v in self.weights], dim=-1)
+            self.last = (x, key, ys)
+            return ys
+
+    class FusedA(nn.Module):
+        """Stands in for one module's lora_A: same `weight` parameter, output from the group."""
+
+        def __init__(self, orig: nn.Linear, group: _Group, index: int) -> None:
+            super().__init__()
+            self.weight = orig.weight  # the same Parameter: optimiser and state dict see no change
+            self.in_features, self.out_features = orig.in_features, orig.out_features
+            self._group, self._index = group, index
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self._group.run(x)[self._index]
+
+    return SharedDropout, _Group, FusedA
 
 
-def share_lora_dropout(model) -> int:
-    """Give every LoRA module with dropout one shared SharedDropout per p; returns how many.
+def speed_up(model, dropout: bool = True, fuse: bool = True) -> Callable[[], None]:
+    """Share LoRA dropout masks and fuse grouped A matmuls in place; returns the undo function.
 
-    Only the dropout modules change (they hold no weights), so saving, loading and merging the
-    adapter are untouched.
+    Only modules without weights of their own are swapped, so training, saving and loading the
+    adapter are as with peft. Groups whose members differ (rank, dtype, bias, a dropout that is
+    not shared) are left alone.
     """
     from torch import nn
 
-    cls = _shared_dropout_cls()
-    shared: dict[float, nn.Module] = {}
-    n = 0
-    for mod in model.modules():
-        drops = getattr(mod, "lora_dropout", None)
-        if not isinstance(drops, nn.ModuleDict):
-            continue
-        for name, d in list(drops.items()):
-            if isinstance(d, nn.Dropout) and d.p > 0:
-                drops[name] = shared.setdefault(d.p, cls(d.p))
-                n += 1
-    return n
+    SharedDropout, Group, FusedA = _classes()
+    swapped: list[tuple[nn.ModuleDict, str, nn.Module]] = []  # to undo: (dict, key, original)
+    groups: list = []
+    if dropout:
+        shared: dict[float, nn.Module] = {}
+        for mod in model.modules():
+            drops = getattr(mod, "lora_dropout", None)
+            if isinstance(drops, nn.ModuleDict):
+                for name, d in list(drops.items()):
+                    if type(d) is nn.Dropout and d.p > 0:
+                        swapped.append((drops, name, d))
+                        drops[name] = shared.setdefault(d.p, SharedDropout(d.p))
+    if fuse:
+        for parent in model.modules():
+            for names in GROUPS:
+                members = [getattr(parent, n, None) for n in names]
+                if not all(isinstance(getattr(m, "lora_A", None), nn.ModuleDict) for m in members):
+                    continue
+                for key in members[0].lora_A:
+                    As = [m.lora_A[key] if key in m.lora_A else None for m in members]
+                    drops = {
+                        id(m.lora_dropout[key])
+                        for m in members
+                        if key in m.lora_dropout and type(m.lora_dropout[key]) is not nn.Identity
+                    }
+                    if (
+                        any(type(a) is not nn.Linear or a.bias is not None for a in As)
+                        or len({a.weight.dtype for a in As}) > 1
+                        or len(drops) > 1  # separate masks: inputs differ, nothing to share
+                    ):
+                        continue
+                    g = Group([a.weight for a in As])
+                    groups.append(g)
+                    for i, (m, a) in enumerate(zip(members, As, strict=True)):
+                        swapped.append((m.lora_A, key, a))
+                        m.lora_A[key] = FusedA(a, g, i)
 
+    def undo() -> None:
+        for d, name, orig in reversed(swapped):
+            d[name] = orig
+        for g in groups:
+            g.last = None
+        swapped.clear()
 
-def release(model) -> None:
-    """Drop the shared dropouts' cached tensors (they hold the last batch's activations)."""
-    for mod in model.modules():
-        if hasattr(mod, "_last") and type(mod).__name__ == "SharedDropout":
-            mod._last = None
+    return undo

@@ -93,12 +93,12 @@ class TrainConfig:
             "(CPUs with AVX512-BF16/AMX)."
         },
     )
-    shared_dropout: bool = field(
+    fast_lora: bool = field(
         default=True,
         metadata={
-            "help": "One LoRA dropout mask per input shared by the modules that read it (q/k/v, "
-            "gate/up) instead of one per module: fewer random draws, same adapter format "
-            "(ragtune.train.fast). Off: peft's dropout as is."
+            "help": "Modules that read one input (q/k/v, gate/up) share a LoRA dropout mask "
+            "and run their A matrices as one matmul (ragtune.train.fast); the adapter format "
+            "is unchanged. Off: peft's modules as they are."
         },
     )
     resume: bool = field(
@@ -235,7 +235,7 @@ def train(
     from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
     from transformers import get_cosine_schedule_with_warmup
 
-    from ragtune.train.fast import release, share_lora_dropout
+    from ragtune.train.fast import speed_up
 
     if cfg.view not in ("chat", "dsf", "text"):
         raise ConfigError(f"--view {cfg.view!r}: use chat, dsf or text")
@@ -305,8 +305,7 @@ def train(
             trainable_token_indices={"embed_tokens": new_ids} if new_ids else None,
         )
         model = get_peft_model(model, lcfg)
-    if cfg.shared_dropout:
-        share_lora_dropout(model)
+    undo_fast = speed_up(model) if cfg.fast_lora else (lambda: None)
     fp32_weights = _frozen_to_bf16(model) if cfg.bf16 else {}
     try:
         params = [p for p in model.parameters() if p.requires_grad]
@@ -426,7 +425,7 @@ def train(
     finally:  # hand the caller's model back in its own precision, whatever happened
         for p, w in fp32_weights.items():
             p.data = w
-        release(model)
+        undo_fast()
     if not interrupted:
         _save_adapter(model, tok, out / "adapter")
         for ck in _checkpoints(out):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ragtune.train.data import Example, collate
-from ragtune.train.fast import release, share_lora_dropout
+from ragtune.train.fast import speed_up
 from ragtune.train.trainer import completion_loss
 
 
@@ -44,20 +44,55 @@ def test_right_padded_batch_loss_equals_unpadded_losses(tiny_fresh):
     assert float(batch_loss) == pytest.approx(float(logits), rel=1e-5)
 
 
-def test_shared_dropout_one_mask_per_input(tiny_fresh):
+def _lora(model, dropout):
     from peft import LoraConfig, get_peft_model
 
-    model = get_peft_model(
-        tiny_fresh, LoraConfig(r=4, lora_dropout=0.5, target_modules="all-linear")
+    pm = get_peft_model(model, LoraConfig(r=4, lora_dropout=dropout, target_modules="all-linear"))
+    with torch.no_grad():  # B starts at zero, which would hide A from outputs and gradients
+        for name, p in pm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(generator=torch.Generator().manual_seed(len(name)))
+    return pm
+
+
+def _loss_and_grads(model, ids):
+    model.zero_grad()
+    loss = completion_loss(model, ids, torch.ones_like(ids), ids)[0]
+    loss.backward()
+    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_fused_lora_a_gives_peft_outputs_and_gradients(tiny_fresh):
+    model = _lora(tiny_fresh, 0.0).eval()  # no dropout: both paths are deterministic
+    ids = torch.randint(
+        8, model.config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(1)
     )
     keys = set(model.state_dict())
-    n = share_lora_dropout(model)
-    layers = model.config.num_hidden_layers
-    assert n == 7 * layers  # q k v o gate up down in each block
+    ref_loss, ref = _loss_and_grads(model, ids)
+    undo = speed_up(model)
+    attn = model.base_model.model.model.layers[0].self_attn
+    assert type(attn.q_proj.lora_A["default"]).__name__ == "FusedA"
+    assert attn.q_proj.lora_A["default"].weight is attn.k_proj.lora_A["default"]._group.weights[0]
+    assert set(model.state_dict()) == keys  # nothing new to save: the adapter format holds
+    loss, got = _loss_and_grads(model, ids)
+    assert loss == pytest.approx(ref_loss, rel=1e-6)
+    assert got.keys() == ref.keys() and len(got) == 2 * 7 * model.config.num_hidden_layers
+    for name, g in got.items():
+        torch.testing.assert_close(g, ref[name], rtol=1e-3, atol=1e-4)  # summation order only
+    with torch.no_grad():  # an optimiser-style in-place update must not reuse a stale product
+        attn.q_proj.lora_A["default"].weight.add_(1.0)
+    assert _loss_and_grads(model, ids)[0] != pytest.approx(loss, rel=1e-6)
+    undo()
+    assert type(attn.q_proj.lora_A["default"]) is torch.nn.Linear
+
+
+def test_shared_dropout_one_mask_per_input(tiny_fresh):
+    model = _lora(tiny_fresh, 0.5)
+    undo = speed_up(model)
     attn = model.base_model.model.model.layers[0].self_attn
     drop = attn.q_proj.lora_dropout["default"]
     assert drop is attn.k_proj.lora_dropout["default"] is attn.v_proj.lora_dropout["default"]
-    assert set(model.state_dict()) == keys  # nothing new to save: the adapter format holds
+    assert drop is model.base_model.model.model.layers[1].mlp.down_proj.lora_dropout["default"]
 
     model.train()
     x = torch.ones(3, 8)
@@ -71,17 +106,12 @@ def test_shared_dropout_one_mask_per_input(tiny_fresh):
     assert drop(x2) is not y2
     model.eval()
     assert drop(x) is x
-    release(model)
-    assert drop._last is None
 
-    # a training step runs and sends gradients to every LoRA A through the shared dropout
-    # (B starts at zero, which would zero A's gradient: give it values first)
+    # a training step with dropout sends gradients to every LoRA matrix
     model.train()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_()
     ids = torch.randint(8, model.config.vocab_size, (2, 10))
-    completion_loss(model, ids, torch.ones_like(ids), ids)[0].backward()
-    grads = [p.grad for name, p in model.named_parameters() if "lora_A" in name]
-    assert len(grads) == 7 * layers and all(g.abs().sum() > 0 for g in grads)
+    _, grads = _loss_and_grads(model, ids)
+    assert len(grads) == 2 * 7 * model.config.num_hidden_layers
+    assert all(g.abs().sum() > 0 for g in grads.values())
+    undo()
+    assert type(attn.q_proj.lora_dropout["default"]) is torch.nn.Dropout
