@@ -3,6 +3,7 @@
     python benchmarks/train_throughput.py                       # fictional API docs, 12 steps
     python benchmarks/train_throughput.py --raft runs/out/gorilla/raft --steps 8
     python benchmarks/train_throughput.py --precisions fp32     # skip the bf16 pair
+    python benchmarks/train_throughput.py --ablate              # + ragtune without --fast-lora
 
 Same RAFT data (by default fictional API docs, oracle + 3 distractors; `--raft DIR` takes any
 RAFT output, e.g. the Gorilla one from runs/raft_gorilla.sh), same LoRA (r=16, all linear
@@ -33,6 +34,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--raft", default=None, help="A RAFT output dir (default: build fictional)")
     ap.add_argument("--precisions", default="fp32,bf16", help="fp32, bf16 or both")
+    ap.add_argument(
+        "--ablate",
+        action="store_true",
+        help="Also run ragtune with fast_lora=False (peft's own dropout and LoRA A modules)",
+    )
     args = ap.parse_args()
 
     import numpy as np
@@ -77,6 +83,15 @@ def main() -> None:
             f"{hf_s:.1f}",
             "",
         )
+        if args.ablate:
+            tps, secs, _ = run_ours(raft, tmp / f"plain-{prec}", args, mean_len, bf16, False)
+            table.add_row(
+                "ragtune train, --no-fast-lora",
+                prec,
+                f"{tps:.0f}",
+                f"{secs:.1f}",
+                f"{tps / hf_tps:.2f}x",
+            )
         table.add_row(
             f"ragtune train, length-grouped, {budget}-token budget",
             prec,
@@ -138,7 +153,7 @@ def run_hf(examples, out: Path, args, bf16: bool) -> tuple[float, float]:
     return real_tokens["n"] / secs, secs
 
 
-def run_ours(raft: Path, out: Path, args, mean_len: float, bf16: bool):
+def run_ours(raft: Path, out: Path, args, mean_len: float, bf16: bool, fast: bool = True):
     """ragtune's trainer with its defaults, a token budget of batch x mean length."""
     from ragtune.train.trainer import TrainConfig, train
 
@@ -150,6 +165,7 @@ def run_ours(raft: Path, out: Path, args, mean_len: float, bf16: bool):
         save_every=0,
         threads=args.threads,
         bf16=bf16,
+        fast_lora=fast,
     )
     t = time.perf_counter()
     s = train(cfg)
