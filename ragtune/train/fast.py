@@ -12,7 +12,8 @@ per module. q/k/v read the same normed hidden state, and so do gate/up, so:
 
 - one dropout mask per input (as a transformer's own dropout on its residual stream would be)
   instead of one per consumer: 7 draws per block become 4, and the backward multiplies by each
-  mask once;
+  mask once; each mask is drawn as int16 (2 bytes a unit, ~2x faster than F.dropout's float
+  bernoulli on CPU);
 - the A matrices of a group run as one matmul: x (T, H) @ [A_q; A_k; A_v]^T (H, 3r) -> (T, 3r),
   split into the three (T, r) inputs of the B matrices. The parameters stay where peft keeps
   them (the stand-in module holds the very same `weight`), so state dicts and saved adapters
@@ -49,7 +50,12 @@ def _classes():
         def __init__(self, p: float) -> None:
             super().__init__()
             self.p = p
+            # keep a unit when a uniform int16 draw in [0, 32767] is >= thr: P(drop) = thr/32768,
+            # within 2e-5 of p; the scale makes E[y] = x exactly for that P
+            self._thr = round(p * 32768)
+            self._scale = 32768 / (32768 - self._thr)
             self._last: tuple | None = None  # (input, its _version, output)
+            self.draws = 0  # masks drawn (for tests and profiling)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if not self.training or self.p == 0:
@@ -58,7 +64,11 @@ def _classes():
             last = self._last
             if last is not None and last[0] is x and last[1] == _version(x):
                 return last[2]
-            y = F.dropout(x, self.p, True)
+            # torch's RNG (seeded like the rest of the run), but 2 bytes a draw instead of
+            # F.dropout's float bernoulli: ~2x faster on CPU, where the draw is the whole cost
+            keep = torch.empty(x.shape, dtype=torch.int16).random_() >= self._thr
+            self.draws += 1
+            y = torch.where(keep, x, 0) * self._scale
             self._last = (x, _version(x), y)
             return y
 
@@ -79,7 +89,12 @@ def _classes():
             if last is not None and last[0] is x and last[1] == key:
                 return last[2]
             w = torch.cat(self.weights)  # (sum r, H); cat's backward hands each A its rows
-            ys = F.linear(x, w).split([int(v.shape[0]) for v in self.weights], dim=-1)
+            # peft's own input cast is off for grouped modules (a cast per module would make
+            # three different tensors of one input); autocast casts inside F.linear anyway
+            xin = x
+            if x.dtype != w.dtype and not torch.is_autocast_enabled(x.device.type):
+                xin = x.to(w.dtype)
+            ys = F.linear(xin, w).split([int(v.shape[0]) for v in self.weights], dim=-1)
             self.last = (x, key, ys)
             return ys
 
@@ -110,6 +125,7 @@ def speed_up(model, dropout: bool = True, fuse: bool = True) -> Callable[[], Non
     SharedDropout, Group, FusedA = _classes()
     swapped: list[tuple[nn.ModuleDict, str, nn.Module]] = []  # to undo: (dict, key, original)
     groups: list = []
+    casts: list = []  # (module, its own cast_input_dtype_enabled or None) to undo
     if dropout:
         shared: dict[float, nn.Module] = {}
         for mod in model.modules():
@@ -143,12 +159,20 @@ def speed_up(model, dropout: bool = True, fuse: bool = True) -> Callable[[], Non
                     for i, (m, a) in enumerate(zip(members, As, strict=True)):
                         swapped.append((m.lora_A, key, a))
                         m.lora_A[key] = FusedA(a, g, i)
+                        casts.append((m, m.__dict__.get("cast_input_dtype_enabled")))
+                        m.cast_input_dtype_enabled = False
 
     def undo() -> None:
         for d, name, orig in reversed(swapped):
             d[name] = orig
+        for m, flag in casts:
+            if flag is None:
+                del m.cast_input_dtype_enabled
+            else:
+                m.cast_input_dtype_enabled = flag
         for g in groups:
             g.last = None
         swapped.clear()
+        casts.clear()
 
     return undo
