@@ -66,7 +66,7 @@ def _classes():
                 return last[2]
             # torch's RNG (seeded like the rest of the run), but 2 bytes a draw instead of
             # F.dropout's float bernoulli: ~2x faster on CPU, where the draw is the whole cost
-            keep = torch.empty(x.shape, dtype=torch.int16).random_() >= self._thr
+            keep = torch.empty(x.shape, dtype=torch.int16, device=x.device).random_() >= self._thr
             self.draws += 1
             y = torch.where(keep, x, 0) * self._scale
             self._last = (x, _version(x), y)
@@ -81,6 +81,7 @@ def _classes():
         def __init__(self, weights: list[nn.Parameter]) -> None:
             self.weights = weights
             self.last: tuple | None = None  # (input, versions, outputs)
+            self.runs = 0  # fused matmuls run (for tests and profiling)
 
         def run(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
             # the weights' versions too: an optimiser step between two calls invalidates
@@ -96,6 +97,7 @@ def _classes():
                 xin = x.to(w.dtype)
             ys = F.linear(xin, w).split([int(v.shape[0]) for v in self.weights], dim=-1)
             self.last = (x, key, ys)
+            self.runs += 1
             return ys
 
     class FusedA(nn.Module):
@@ -117,22 +119,23 @@ def speed_up(model, dropout: bool = True, fuse: bool = True) -> Callable[[], Non
     """Share LoRA dropout masks and fuse grouped A matmuls in place; returns the undo function.
 
     Only modules without weights of their own are swapped, so training, saving and loading the
-    adapter are as with peft. Groups whose members differ (rank, dtype, bias, a dropout that is
-    not shared) are left alone.
+    adapter are as with peft. A group is fused only when all its members have LoRA with bias-free
+    A matrices of one dtype and one shared (or no) dropout; ranks may differ. The caches hold the
+    last forward's group inputs and outputs until the next forward or `undo()`.
     """
     from torch import nn
 
     SharedDropout, Group, FusedA = _classes()
     swapped: list[tuple[nn.ModuleDict, str, nn.Module]] = []  # to undo: (dict, key, original)
     groups: list = []
-    casts: list = []  # (module, its own cast_input_dtype_enabled or None) to undo
+    casts: dict = {}  # id(module) -> (module, its own cast_input_dtype_enabled or None)
     if dropout:
         shared: dict[float, nn.Module] = {}
         for mod in model.modules():
             drops = getattr(mod, "lora_dropout", None)
             if isinstance(drops, nn.ModuleDict):
                 for name, d in list(drops.items()):
-                    if type(d) is nn.Dropout and d.p > 0:
+                    if type(d) is nn.Dropout and 0 < d.p < 1:
                         swapped.append((drops, name, d))
                         drops[name] = shared.setdefault(d.p, SharedDropout(d.p))
     if fuse:
@@ -159,13 +162,14 @@ def speed_up(model, dropout: bool = True, fuse: bool = True) -> Callable[[], Non
                     for i, (m, a) in enumerate(zip(members, As, strict=True)):
                         swapped.append((m.lora_A, key, a))
                         m.lora_A[key] = FusedA(a, g, i)
-                        casts.append((m, m.__dict__.get("cast_input_dtype_enabled")))
+                        # once per module (several adapters may share it), before changing it
+                        casts.setdefault(id(m), (m, m.__dict__.get("cast_input_dtype_enabled")))
                         m.cast_input_dtype_enabled = False
 
     def undo() -> None:
         for d, name, orig in reversed(swapped):
             d[name] = orig
-        for m, flag in casts:
+        for m, flag in casts.values():
             if flag is None:
                 del m.cast_input_dtype_enabled
             else:

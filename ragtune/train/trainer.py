@@ -185,7 +185,7 @@ def completion_loss(model, ids, att, labels):
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if att is not None and bool(
-        (att.sum(1, keepdim=True) > torch.arange(att.shape[1])).eq(att).all()
+        (att.sum(1, keepdim=True) > torch.arange(att.shape[1], device=att.device)).eq(att).all()
     ):
         # Right padding under a causal mask: no real token can see a pad (pads come after
         # it), and pad positions carry no label. Without the padding mask SDPA runs its causal

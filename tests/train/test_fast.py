@@ -1,4 +1,4 @@
-"""The trainer's speed-ups change no result: the loss of a padded batch and the adapter format."""
+"""The trainer's speed-ups: padded batches lose nothing, fused LoRA equals peft's, masks are shared."""
 
 import pytest
 import torch
@@ -79,11 +79,19 @@ def test_fused_lora_a_gives_peft_outputs_and_gradients(tiny_fresh):
     assert got.keys() == ref.keys() and len(got) == 2 * 7 * model.config.num_hidden_layers
     for name, g in got.items():
         torch.testing.assert_close(g, ref[name], rtol=1e-3, atol=1e-4)  # summation order only
+    group = attn.q_proj.lora_A["default"]._group
+    runs = group.runs
+    _loss_and_grads(model, ids)
+    assert group.runs == runs + 1  # q, k and v took their slices of one matmul
+    x = torch.randn(3, model.config.hidden_size)
+    before = group.run(x)[0].detach().clone()
     with torch.no_grad():  # an optimiser-style in-place update must not reuse a stale product
         attn.q_proj.lora_A["default"].weight.add_(1.0)
-    assert _loss_and_grads(model, ids)[0] != pytest.approx(loss, rel=1e-6)
+    assert not torch.allclose(group.run(x)[0], before)
+    assert attn.q_proj.cast_input_dtype_enabled is False
     undo()
     assert type(attn.q_proj.lora_A["default"]) is torch.nn.Linear
+    assert getattr(attn.q_proj, "cast_input_dtype_enabled", True) is True  # peft's is back
 
 
 def test_shared_dropout_one_mask_per_input(tiny_fresh):
