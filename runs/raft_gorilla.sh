@@ -5,6 +5,9 @@
 # Choices that fit a CPU hour: each API record rendered compactly (domain, api_name, api_call,
 # description cut to 100 characters), 3 distractors per training example, 60% of one RAFT epoch,
 # one DSF epoch, 40 questions per point of the distractor sweep.
+# The second run in docs/results.md:
+#   OUT=runs/out/v2 K=4 DMODE=mixed RAFT_EPOCHS=1 DSF_EPOCHS=2 DSF_FLAGS="--batch-tokens 512" \
+#       bash runs/raft_gorilla.sh        # ~85 min
 set -euo pipefail
 DATA=${DATA:-../shared/data/raft/gorilla_huggingface}
 O=${OUT:-runs/out}/gorilla
