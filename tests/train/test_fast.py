@@ -78,7 +78,10 @@ def test_fused_lora_a_gives_peft_outputs_and_gradients(tiny_fresh):
     assert loss == pytest.approx(ref_loss, rel=1e-6)
     assert got.keys() == ref.keys() and len(got) == 2 * 7 * model.config.num_hidden_layers
     for name, g in got.items():
-        torch.testing.assert_close(g, ref[name], rtol=1e-3, atol=1e-4)  # summation order only
+        # summation order only: the tolerance is relative to the tensor's scale
+        torch.testing.assert_close(
+            g, ref[name], rtol=1e-3, atol=1e-3 * float(ref[name].abs().max())
+        )
     group = attn.q_proj.lora_A["default"]._group
     runs = group.runs
     _loss_and_grads(model, ids)
