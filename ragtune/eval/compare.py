@@ -6,8 +6,8 @@ robustness sweep (oracle + k distractors at test time).
 
 RAG configurations see the same context: the top-`k` documents retrieved (`--retriever`: BM25 by
 default, dense or hybrid) from every document in the dataset (oracles and distractors of all
-splits), in the RAFT prompt format (<DOCUMENT> blocks, then the question). The sweep instead shows the oracle plus k random
-distractors, shuffled, for each k.
+splits), in the RAFT prompt format (<DOCUMENT> blocks, then the question). The sweep instead
+shows the oracle plus k random distractors, shuffled, for each k.
 
 Each finished cell (a configuration, or a configuration at one k) is appended to
 `out/cells.jsonl`; a rerun with the same settings skips those cells (resume after Ctrl-C or a

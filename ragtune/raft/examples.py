@@ -91,21 +91,19 @@ class DistractorPicker:
         for i in rng.permutation(len(own or [])):
             if consider(own[i], words(own[i])):
                 return picked
-        order = [int(i) for i in rng.permutation(len(self.pool))]
+        order = rng.permutation(len(self.pool))
         if self._bm25 is not None:
+            # hard: BM25 hits first; mixed: the first ceil(k/2) picks are BM25 hits, so training
+            # sees both what a retriever returns (near misses) and what the sweep adds. Then
+            # random, so k is always reachable (a hit seen above is refused again: `consider`
+            # only grows stricter as `picked` grows).
             res = self._bm25.search([question], min(len(self.pool), 4 * k + 16))
-            top = [int(i) for i in res.ids[0] if i >= 0]
-            # 'mixed': the first ceil(k/2) picks are BM25 hits, the rest random, so training
-            # sees both what a retriever returns (near misses) and what the sweep adds.
             n_hard = k if self.mode == "hard" else (k + 1) // 2
-            for i in top:
-                if len(picked) >= n_hard:
+            for i in res.ids[0]:
+                if i < 0 or len(picked) >= n_hard:
                     break
                 if consider(self.pool[i], self.words[i]):
                     return picked
-            taken = set(top) if self.mode == "hard" else set()
-            # hard: top-ranked first, then random, so k is always reachable
-            order = [i for i in order if i not in taken]
         for i in order:
             if consider(self.pool[i], self.words[i]):
                 return picked
