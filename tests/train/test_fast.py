@@ -8,13 +8,6 @@ from ragtune.train.fast import speed_up
 from ragtune.train.trainer import completion_loss
 
 
-@pytest.fixture
-def tiny_fresh(tiny_model):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(tiny_model)
-
-
 def _examples(lengths, vocab):
     g = torch.Generator().manual_seed(0)
     out = []
@@ -27,7 +20,7 @@ def _examples(lengths, vocab):
 def test_right_padded_batch_loss_equals_unpadded_losses(tiny_fresh):
     # The batch runs without a padding mask (causal kernel); every example's loss must be what
     # it is alone, with no padding at all.
-    model = tiny_fresh.eval()
+    model = tiny_fresh[0].eval()
     exs = _examples([7, 19, 12], model.config.vocab_size)
     with torch.no_grad():
         ids, att, lab = collate(exs, pad_id=0)
@@ -63,7 +56,7 @@ def _loss_and_grads(model, ids):
 
 
 def test_fused_lora_a_gives_peft_outputs_and_gradients(tiny_fresh):
-    model = _lora(tiny_fresh, 0.0).eval()  # no dropout: both paths are deterministic
+    model = _lora(tiny_fresh[0], 0.0).eval()  # no dropout: both paths are deterministic
     ids = torch.randint(
         8, model.config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(1)
     )
@@ -98,7 +91,7 @@ def test_fused_lora_a_gives_peft_outputs_and_gradients(tiny_fresh):
 
 
 def test_shared_dropout_one_mask_per_input(tiny_fresh):
-    model = _lora(tiny_fresh, 0.5)
+    model = _lora(tiny_fresh[0], 0.5)
     undo = speed_up(model)
     attn = model.base_model.model.model.layers[0].self_attn
     drop = attn.q_proj.lora_dropout["default"]
@@ -135,7 +128,7 @@ def test_one_mask_per_block_input_also_under_bf16(tiny_fresh, bf16):
     # for q/k/v, one for gate/up, and one each for o and down: 4 per block.
     from ragtune.train.trainer import _frozen_to_bf16
 
-    model = _lora(tiny_fresh, 0.1).train()
+    model = _lora(tiny_fresh[0], 0.1).train()
     undo = speed_up(model)
     kept = _frozen_to_bf16(model) if bf16 else {}
     drop = model.base_model.model.model.layers[0].self_attn.q_proj.lora_dropout["default"]

@@ -24,15 +24,6 @@ def make_raft(tmp_path, n=24):
     return tmp_path / "raft"
 
 
-@pytest.fixture
-def tiny_fresh(tmp_path, tiny_model):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    return AutoModelForCausalLM.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(
-        tiny_model
-    )
-
-
 def test_labels_cover_only_the_completion(tiny_tokenizer):
     conv = [[{"role": "user", "content": "question?"}, {"role": "assistant", "content": "answer"}]]
     [ex], dropped = encode_chat(tiny_tokenizer, conv, 512)
