@@ -8,6 +8,9 @@
 # The second run in docs/results.md:
 #   OUT=runs/out/v2 K=4 DMODE=mixed RAFT_EPOCHS=1 DSF_EPOCHS=2 DSF_FLAGS="--batch-tokens 512" \
 #       bash runs/raft_gorilla.sh        # ~85 min
+# The third (a CoT that names the task first; the second run's DSF adapter):
+#   OUT=runs/out/v3 K=4 DMODE=mixed RAFT_EPOCHS=1 API_COT=task DSF=runs/out/v2/gorilla/dsf \
+#       bash runs/raft_gorilla.sh
 set -euo pipefail
 DATA=${DATA:-../shared/data/raft/gorilla_huggingface}
 O=${OUT:-runs/out}/gorilla
@@ -18,14 +21,20 @@ K=${K:-3}                    # training distractors per example
 DMODE=${DMODE:-random}       # random | hard | mixed (see ragtune raft from-qa --help)
 DSF_EPOCHS=${DSF_EPOCHS:-1}
 DSF_FLAGS=${DSF_FLAGS:-}     # e.g. "--batch-tokens 1024" for more, smaller steps
+API_COT=${API_COT:-call}     # call | task (see ragtune raft from-qa --help)
+DSF=${DSF:-}                 # an existing DSF run directory to reuse (its data is question -> call
+                             # and does not depend on K, DMODE or API_COT); empty: train one
 $RT raft from-qa gorilla "$DATA/huggingface_eval.json" --out "$O/raft" \
     --api-fields domain,api_name,api_call,description --field-chars 100 \
-    --distractors "$K" --distractor-mode "$DMODE" --p 0.8 --seed 0
-# shellcheck disable=SC2086
-$RT train --data "$O/raft" --view dsf --out "$O/dsf" --epochs "$DSF_EPOCHS" --lr 3e-4 --bf16 \
-    --threads 2 $DSF_FLAGS
+    --distractors "$K" --distractor-mode "$DMODE" --p 0.8 --seed 0 --api-cot "$API_COT"
+if [ -z "$DSF" ]; then
+    DSF=$O/dsf
+    # shellcheck disable=SC2086
+    $RT train --data "$O/raft" --view dsf --out "$DSF" --epochs "$DSF_EPOCHS" --lr 3e-4 --bf16 \
+        --threads 2 $DSF_FLAGS
+fi
 $RT train --data "$O/raft" --view chat --out "$O/raft-lora" --epochs "$RAFT_EPOCHS" --lr 3e-4 \
     --bf16 --threads 2
-$RT eval --data "$O/raft" --out "$O/eval" --dsf-adapter "$O/dsf/adapter" \
+$RT eval --data "$O/raft" --out "$O/eval" --dsf-adapter "$DSF/adapter" \
     --raft-adapter "$O/raft-lora/adapter" --k 5 --sweep 0,1,2,4,8 --sweep-limit "$SWEEP_Q" \
     --max-tokens 128 --batch-size 8 --threads 2

@@ -62,6 +62,13 @@ class RaftFromQAConfig(RaftConfig):
         default=None,
         metadata={"help": "gorilla: cut each field's value to N characters (api_call never)."},
     )
+    api_cot: str = field(
+        default="call",
+        metadata={
+            "help": "gorilla: the offline CoT. 'call' quotes the api_call line; 'task' names "
+            "the record's domain first and quotes the record from its domain line to its call."
+        },
+    )
 
 
 def _run(builder) -> dict:
@@ -105,9 +112,12 @@ def run_from_qa(cfg: RaftFromQAConfig) -> dict:
         kw["corpus"] = cfg.corpus
     if cfg.reader == "gorilla" and cfg.api:
         kw["api_path"] = cfg.api
-    if cfg.reader != "gorilla" and (cfg.api_fields or cfg.field_chars):
-        raise ConfigError("--api-fields and --field-chars apply to the gorilla reader only")
+    if cfg.reader != "gorilla" and (cfg.api_fields or cfg.field_chars or cfg.api_cot != "call"):
+        raise ConfigError(
+            "--api-fields, --field-chars and --api-cot apply to the gorilla reader only"
+        )
     if cfg.reader == "gorilla":
+        kw["cot"] = cfg.api_cot
         if cfg.api_fields:
             kw["api_fields"] = cfg.api_fields
         if cfg.field_chars is not None:

@@ -29,6 +29,7 @@ from typing import Any
 
 from ragtune.corpus.document import stable_id
 from ragtune.errors import ConfigError, DataError
+from ragtune.raft import prompts as P
 from ragtune.raft.types import QAItem
 
 Reader = Callable[..., tuple[list[QAItem], list[str]]]
@@ -380,13 +381,46 @@ def _default_api_path(eval_path: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def task_cot(domain: str, oracle: str, call: str) -> str | None:
+    """A CoT that names the task first, then quotes the record of that task down to its call.
+
+    A request never names its API, so the choice of document must come from the task: the
+    answer says which task (the record's ``domain``) the request is, then quotes the oracle from
+    its ``domain:`` line through its ``api_call:`` line (one span when the domain comes first,
+    as in the compact rendering; two quotes otherwise), then the call. None when the rendered
+    record lacks either line (the caller falls back to the call-quoting template).
+    """
+    lines = oracle.split("\n")
+    dom = next((i for i, ln in enumerate(lines) if ln == f"domain: {domain}"), None)
+    cal = next((i for i, ln in enumerate(lines) if ln == f"api_call: {call}"), None)
+    if not domain or dom is None or cal is None:
+        return None
+    b, e = P.BEGIN_QUOTE, P.END_QUOTE
+    if dom < cal:
+        quoted = f"{b}{chr(10).join(lines[dom : cal + 1])}{e}"
+    else:
+        quoted = f"{b}{lines[dom]}{e} and {b}{lines[cal]}{e}"
+    return (
+        f"The request is a {domain} task. The document for that task says {quoted}.\n"
+        f"{P.ANSWER_TAG} {call}"
+    )
+
+
+GORILLA_COTS = ("call", "task")
+
+
 def read_gorilla(
     eval_path: str | Path,
     api_path: str | Path | None = None,
     api_fields: list[str] | None = None,
     field_chars: int | None = None,
+    cot: str = "call",
 ) -> tuple[list[QAItem], list[str]]:
     """Gorilla APIBench: ``*_eval.json`` questions with their gold API record as the oracle.
+
+    `cot` picks the training answer: "call" leaves it to the offline template (quote the
+    ``api_call`` line), "task" sets `task_cot` (name the record's domain, quote the record from
+    its ``domain:`` line to its call), which ties the choice of document to the request.
 
     group = the API's ``api_name`` (no API in two splits); the pool is every record of
     `api_path` (default: the ``*_api.jsonl`` next to the eval file with the same prefix), or the
@@ -394,6 +428,12 @@ def read_gorilla(
     API as an item's oracle with a different ``api_call``; exclude pool documents of the item's
     ``meta["api_name"]`` when drawing distractors.
     """
+    if cot not in GORILLA_COTS:
+        raise ConfigError(f"unknown Gorilla CoT {cot!r}; use one of {', '.join(GORILLA_COTS)}")
+    if cot == "task" and api_fields and not {"domain", "api_call"} <= set(api_fields):
+        raise ConfigError(
+            "the 'task' CoT quotes the record's domain and api_call lines: add both to --api-fields"
+        )
     ep = Path(eval_path)
     f = _GORILLA_FORMAT
     items = []
@@ -408,12 +448,17 @@ def read_gorilla(
         if not question:
             raise rec.error("has no instruction text in 'code' ('###Instruction: ...')", f)
         provider = rec.data.get("provider")
+        oracle = render_api_record(api_data, api_fields, field_chars)
+        domain = api_data.get("domain")
         items.append(
             QAItem(
                 id=stable_id("gorilla", ep.name, str(rec.index), question),
                 question=question,
-                oracle=[render_api_record(api_data, api_fields, field_chars)],
+                oracle=[oracle],
                 answer=api_call,
+                cot=task_cot(domain, oracle, api_call)
+                if cot == "task" and isinstance(domain, str)
+                else None,
                 group=str(api_name).strip(),
                 type="api call",
                 meta={

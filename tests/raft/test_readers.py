@@ -14,6 +14,7 @@ from ragtune.raft.readers import (
     render_api_record,
 )
 from ragtune.raft.types import QAItem
+from ragtune.raft.verify import check, final_answer
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 HOTPOT = SHARED_DATA / "raft" / "hotpotqa" / "dev_300.jsonl"
@@ -298,6 +299,27 @@ def test_gorilla_compact_rendering(tmp_path):
     items, pool = read_gorilla(ev, api_fields=["api_name", "api_call"], field_chars=40)
     assert items[0].oracle == [f"api_name: bert-base-uncased\napi_call: {CALL_A}"]
     assert pool == ["api_name: gpt2\napi_call: x()"]
+
+
+def test_gorilla_task_cot(tmp_path):
+    ev = write_jsonl(tmp_path / "hf_eval.json", [eval_record("bert-base-uncased", CALL_A)])
+    fields = ["domain", "api_name", "api_call", "description"]
+    (it,), _ = read_gorilla(ev, api_fields=fields, cot="task")
+    dom = "Natural Language Processing Fill-Mask"
+    assert it.cot == (
+        f"The request is a {dom} task. The document for that task says ##begin_quote##"
+        f"domain: {dom}\napi_name: bert-base-uncased\napi_call: {CALL_A}##end_quote##.\n"
+        f"<ANSWER>: {CALL_A}"
+    )
+    assert check(it.cot, it.oracle) is None and final_answer(it.cot) == CALL_A
+    # the call before the domain: two quotes, each a line of the record
+    (it,), _ = read_gorilla(ev, api_fields=["api_call", "domain"], cot="task")
+    assert it.cot.count("##begin_quote##") == 2 and check(it.cot, it.oracle) is None
+    assert read_gorilla(ev, api_fields=fields)[0][0].cot is None  # "call": the template's job
+    with pytest.raises(ConfigError, match="add both to --api-fields"):
+        read_gorilla(ev, api_fields=["api_name", "api_call"], cot="task")
+    with pytest.raises(ConfigError, match="unknown Gorilla CoT"):
+        read_gorilla(ev, cot="domain")
 
 
 def test_gorilla(tmp_path):
