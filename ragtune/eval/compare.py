@@ -7,7 +7,9 @@ robustness sweep (oracle + k distractors at test time).
 RAG configurations see the same context: the top-`k` documents retrieved (`--retriever`: BM25 by
 default, dense or hybrid) from every document in the dataset (oracles and distractors of all
 splits), in the RAFT prompt format (<DOCUMENT> blocks, then the question). The sweep instead
-shows the oracle plus k random distractors, shuffled, for each k.
+shows the oracle plus k random distractors, shuffled, for each k. `--rerank dense` orders every
+prompt's documents by the bundled embedder's similarity to the question, best first (a reranking
+step of the RAG system: the documents stay the same, only their order changes).
 
 Each finished cell (a configuration, or a configuration at one k) is appended to
 `out/cells.jsonl`; a rerun with the same settings skips those cells (resume after Ctrl-C or a
@@ -64,6 +66,13 @@ class EvalConfig:
         default="bm25",
         metadata={
             "help": "How the RAG context is retrieved: bm25, dense (bundled MiniLM) or hybrid."
+        },
+    )
+    rerank: str = field(
+        default="none",
+        metadata={
+            "help": "none, or dense: order each prompt's documents by the bundled MiniLM's "
+            "similarity to the question, best first (main table and sweep)."
         },
     )
     sweep: list[int] = field(
@@ -148,6 +157,29 @@ def _run(
     return outs
 
 
+def _reranker(how: str) -> Callable[[list[list[str]], list[str]], list[list[str]]] | None:
+    """None, or a function that orders each list of documents by similarity to its question."""
+    if how == "none":
+        return None
+    if how != "dense":
+        raise ConfigError(f"--rerank {how!r}: use none or dense")
+    from ragtune.retrieval.dense import Embedder
+
+    emb = Embedder()
+
+    def order(docs: list[list[str]], questions: list[str]) -> list[list[str]]:
+        texts = sorted({d for ds in docs for d in ds})  # each distinct document embedded once
+        vec = dict(zip(texts, emb.encode(texts), strict=True))
+        qv = emb.encode(questions)  # (n, dim), unit rows: dot = cosine
+        # a stable sort: documents with equal scores keep their given order
+        return [
+            sorted(ds, key=lambda d, v=v: -float(vec[d] @ v))
+            for ds, v in zip(docs, qv, strict=True)
+        ]
+
+    return order
+
+
 def _mean(scores: list[dict[str, float]]) -> dict[str, float]:
     keys = sorted({k for s in scores for k in s})
     return {k: round(100 * float(np.mean([s[k] for s in scores if k in s])), 2) for k in keys}
@@ -177,6 +209,7 @@ def evaluate(
     if not rows:
         raise DataError(f"the {cfg.split} split of {data} is empty; build with a test share > 0")
     pool = _pool(data)
+    rerank = _reranker(cfg.rerank)
     models = _Models(cfg)
     t0 = time.time()
     results: dict[str, Any] = {
@@ -193,17 +226,12 @@ def evaluate(
         chunks = [Chunk(id=str(i), doc_id=str(i), text=t) for i, t in enumerate(pool)]
         index = Index.build(chunks, Path(d) / "index", methods=methods)
         hits = index.search([r["question"] for r in rows], cfg.k, cfg.retriever)
-    rag_prompts = [
-        instruction([pool[i] for i in ids if i >= 0], r["question"])
-        for r, ids in zip(rows, hits.ids, strict=True)
-    ]
+    contexts = [[pool[i] for i in ids if i >= 0] for ids in hits.ids]
+    if rerank:
+        contexts = rerank(contexts, [r["question"] for r in rows])
+    rag_prompts = [instruction(c, r["question"]) for r, c in zip(rows, contexts, strict=True)]
     recall = float(
-        np.mean(
-            [
-                any(o in [pool[i] for i in ids if i >= 0] for o in r["oracle"])
-                for r, ids in zip(rows, hits.ids, strict=True)
-            ]
-        )
+        np.mean([any(o in c for o in r["oracle"]) for r, c in zip(rows, contexts, strict=True)])
     )
     results["retrieval_oracle_recall"] = round(100 * recall, 2)
     total = len(rows) * len(cfg.configs)
@@ -257,15 +285,16 @@ def evaluate(
     total = len(srows) * len(cfg.sweep) * len(cfg.sweep_configs)
     done[0] = 0
     for k in cfg.sweep:
-        prompts = []
+        contexts = []
         for r in srows:
             rng = item_rng(cfg.seed, f"sweep:{k}:{r['id']}")
             docs = list(r["oracle"]) + (
                 picker.pick(r["question"], r["oracle"], k, rng) if k else []
             )
-            prompts.append(
-                instruction([docs[j] for j in rng.permutation(len(docs))], r["question"])
-            )
+            contexts.append([docs[j] for j in rng.permutation(len(docs))])
+        if rerank:
+            contexts = rerank(contexts, [r["question"] for r in srows])
+        prompts = [instruction(c, r["question"]) for r, c in zip(srows, contexts, strict=True)]
         for c in cfg.sweep_configs:
             preds = cell(f"sweep/{c}/k={k}", c, prompts, f"{c} k={k}")
             m = _mean([score(p, r["answer"], r["type"]) for p, r in zip(preds, srows, strict=True)])
@@ -383,6 +412,6 @@ def write_report(results: dict[str, Any], out: Path, cfg: EvalConfig) -> None:
 table{{border-collapse:collapse;font-size:12px}}td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}</style>
 </head><body><h1>ragtune evaluation</h1>
 <p>{results["n"]} questions from {html.escape(cfg.data)} ({html.escape(cfg.split)} split); model {html.escape(cfg.model)};
-{cfg.retriever} retrieval put the oracle in the top {cfg.k} for {results["retrieval_oracle_recall"]}% of questions; {results["seconds"]} s.</p>
+{cfg.retriever} retrieval put the oracle in the top {cfg.k} for {results["retrieval_oracle_recall"]}% of questions;{" documents ordered by the bundled embedder's similarity to the question;" if cfg.rerank == "dense" else ""} {results["seconds"]} s.</p>
 <pre>{html.escape(table)}</pre>{imgs}<h2>Examples</h2><table><tr>{head}</tr>{ex_rows}</table></body></html>"""
     (out / "report.html").write_text(page, encoding="utf-8")

@@ -108,3 +108,37 @@ def test_rag_context_from_dense_or_hybrid_retrieval(tmp_path, tiny_model, retrie
     )
     with pytest.raises(ConfigError, match="--retriever"):
         evaluate(EvalConfig(**{**cfg.__dict__, "retriever": "sparse", "out": str(tmp_path / "x")}))
+
+
+def test_rerank_orders_each_prompt_by_similarity(tmp_path, monkeypatch):
+    """--rerank dense: same documents, the one most like the question first (main and sweep)."""
+    from ragtune.testing import DummyLM
+
+    recs = write_short_api(tmp_path / "api.jsonl")
+    rc = RaftConfig(out=str(tmp_path / "raft"), distractors=2, questions=1, test_fraction=0.3)
+    Builder(rc, *corpus_units([str(recs)], rc)).run()
+    lm = DummyLM(["x"])
+    monkeypatch.setattr(compare._Models, "get", lambda self, c: lm)
+    base = dict(
+        data=str(tmp_path / "raft"), configs=["base+rag"], sweep_configs=["base+rag"], sweep=[2]
+    )
+    base.update(k=3, limit=4)
+    seen = {}
+    for how in ("none", "dense"):
+        lm.calls.clear()
+        evaluate(EvalConfig(**base, out=str(tmp_path / how), rerank=how))
+        seen[how] = [m[-1]["content"] for m in lm.calls]
+    assert len(seen["none"]) == len(seen["dense"]) == 8  # 4 main + 4 sweep prompts
+
+    def docs(prompt):
+        return sorted(prompt.split("</DOCUMENT>\n")[:-1])
+
+    # the same documents and question in every prompt, and some prompt's order changed
+    assert [docs(p) for p in seen["none"]] == [docs(p) for p in seen["dense"]]
+    assert seen["none"] != seen["dense"]
+    # questions name their API: reranked, the oracle leads every sweep prompt
+    rows = [r for r in compare._read(tmp_path / "raft" / "raw" / "test.jsonl")][:4]
+    for p, r in zip(seen["dense"][4:], rows, strict=True):
+        assert p.startswith(f"<DOCUMENT>{r['oracle'][0]}</DOCUMENT>")
+    with pytest.raises(ConfigError, match="--rerank"):
+        evaluate(EvalConfig(**base, out=str(tmp_path / "bad"), rerank="cross"))
