@@ -397,7 +397,8 @@ def task_cot(domain: str, oracle: str, call: str) -> str | None:
         return None
     b, e = P.BEGIN_QUOTE, P.END_QUOTE
     if dom < cal:
-        quoted = f"{b}{chr(10).join(lines[dom : cal + 1])}{e}"
+        span = "\n".join(lines[dom : cal + 1])
+        quoted = f"{b}{span}{e}"
     else:
         quoted = f"{b}{lines[dom]}{e} and {b}{lines[cal]}{e}"
     return (
