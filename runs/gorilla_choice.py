@@ -2,7 +2,7 @@
 
     .venv/bin/python runs/gorilla_choice.py runs/out/v3/gorilla/eval [runs/out/v3/gorilla/raft]
 
-Rebuilds each sweep prompt exactly as `ragtune eval` does (same picker, same per-item seed) and,
+Rebuilds each sweep prompt's documents with `ragtune eval`'s own `sweep_documents` and,
 for the first 40 test questions at each k, counts: the task the answer names ("The request is a
 X task.") is the oracle's domain; the answer is the oracle's call; the named task is the domain
 of some document in the prompt; the answer is the call of a document of the named task.
@@ -13,8 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-from ragtune.eval.compare import _pool, _read
-from ragtune.raft.examples import DistractorPicker, item_rng
+from ragtune.eval.compare import _pool, _read, sweep_documents
+from ragtune.raft.examples import DistractorPicker
 
 ev = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/out/v3/gorilla/eval")
 data = Path(sys.argv[2] if len(sys.argv) > 2 else "runs/out/v3/gorilla/raft")
@@ -31,8 +31,7 @@ print("|---|---|---|---|---|")
 for k in (0, 1, 2, 4, 8):
     right = oracle_call = in_ctx = consistent = 0
     for r, p in zip(rows, cells[f"sweep/raft/k={k}"], strict=True):
-        rng = item_rng(settings.get("seed", 0), f"sweep:{k}:{r['id']}")
-        docs = list(r["oracle"]) + (picker.pick(r["question"], r["oracle"], k, rng) if k else [])
+        docs, _ = sweep_documents(picker, r, k, settings.get("seed", 0))
         doms = [re.search(r"^domain: (.*)$", d, re.M).group(1) for d in docs]
         m = re.search(r"The request is an? (.*?) task\.", p)
         named = m.group(1) if m else None

@@ -157,6 +157,16 @@ def _run(
     return outs
 
 
+def sweep_documents(
+    picker: DistractorPicker, row: dict[str, Any], k: int, seed: int
+) -> tuple[list[str], np.ndarray]:
+    """The sweep's documents for one test row at k: (oracle(s) first, then k distractors; the
+    order the prompt shows them in). Per row and k, so any analysis can rebuild a prompt."""
+    rng = item_rng(seed, f"sweep:{k}:{row['id']}")
+    docs = list(row["oracle"]) + (picker.pick(row["question"], row["oracle"], k, rng) if k else [])
+    return docs, rng.permutation(len(docs))
+
+
 def _reranker(how: str) -> Callable[[list[list[str]], list[str]], list[list[str]]] | None:
     """None, or a function that orders each list of documents by similarity to its question."""
     if how == "none":
@@ -287,11 +297,8 @@ def evaluate(
     for k in cfg.sweep:
         contexts = []
         for r in srows:
-            rng = item_rng(cfg.seed, f"sweep:{k}:{r['id']}")
-            docs = list(r["oracle"]) + (
-                picker.pick(r["question"], r["oracle"], k, rng) if k else []
-            )
-            contexts.append([docs[j] for j in rng.permutation(len(docs))])
+            docs, order = sweep_documents(picker, r, k, cfg.seed)
+            contexts.append([docs[j] for j in order])
         if rerank:
             contexts = rerank(contexts, [r["question"] for r in srows])
         prompts = [instruction(c, r["question"]) for r, c in zip(srows, contexts, strict=True)]
