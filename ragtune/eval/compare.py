@@ -173,18 +173,14 @@ def _reranker(how: str) -> Callable[[list[list[str]], list[str]], list[list[str]
         return None
     if how != "dense":
         raise ConfigError(f"--rerank {how!r}: use none or dense")
-    from ragtune.retrieval.dense import Embedder
+    from ragtune.retrieval.dense import Embedder, similarity_order
 
     emb = Embedder()
 
     def order(docs: list[list[str]], questions: list[str]) -> list[list[str]]:
-        texts = sorted({d for ds in docs for d in ds})  # each distinct document embedded once
-        vec = dict(zip(texts, emb.encode(texts), strict=True))
-        qv = emb.encode(questions)  # (n, dim), unit rows: dot = cosine
-        # a stable sort: documents with equal scores keep their given order
         return [
-            sorted(ds, key=lambda d, v=v: -float(vec[d] @ v))
-            for ds, v in zip(docs, qv, strict=True)
+            [ds[i] for i in o]
+            for ds, o in zip(docs, similarity_order(emb, docs, questions), strict=True)
         ]
 
     return order

@@ -57,6 +57,14 @@ class RaftConfig:
             "each: BM25 hits, then random)."
         },
     )
+    doc_order: str = field(
+        default="shuffle",
+        metadata={
+            "help": "Order of each example's documents: 'shuffle' (the paper's: random) or "
+            "'dense' (by the bundled MiniLM's similarity to the question, best first, as "
+            "`ragtune eval --rerank dense` shows them at test time)."
+        },
+    )
     refusal_rate: float = field(
         default=0.0, metadata={"help": "When the oracle is absent, share of answers that refuse."}
     )
@@ -134,6 +142,8 @@ class RaftConfig:
         bad = [f for f in self.format if f not in FORMATS]
         if bad:
             raise ConfigError(f"unknown --format {', '.join(bad)}; use any of {', '.join(FORMATS)}")
+        if self.doc_order not in ("shuffle", "dense"):
+            raise ConfigError(f"--doc-order {self.doc_order!r}: use 'shuffle' or 'dense'")
         if self.output_type not in ("jsonl", "parquet"):
             raise ConfigError(f"--output-type {self.output_type!r}: use 'jsonl' or 'parquet'")
         if not 0.0 <= self.p <= 1.0:
@@ -373,6 +383,8 @@ class Builder:
                 f"({', '.join(f'{k}: {v}' for k, v in drops.items()) or 'no questions'}); "
                 "try another teacher"
             )
+        if cfg.doc_order == "dense":
+            unique = dense_order(unique)
         splits = {s: [r for r in unique if r["split"] == s] for s in ("train", "valid", "test")}
         write_outputs(self.out, splits, cfg)
         manifest = {
@@ -393,6 +405,32 @@ class Builder:
             self.out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False)
         )
         return manifest
+
+
+def dense_order(records: list[dict]) -> list[dict]:
+    """The records with each one's documents ordered by the bundled embedder's similarity to its
+    question, best first; oracle positions and the prompt follow the new order. Applied when the
+    datasets are written, so the checkpointed (shuffled) units serve either order."""
+    from ragtune.raft.examples import instruction
+    from ragtune.retrieval.dense import Embedder, similarity_order
+
+    orders = similarity_order(
+        Embedder(), [r["documents"] for r in records], [r["question"] for r in records]
+    )
+    out = []
+    for r, o in zip(records, orders, strict=True):
+        docs = [r["documents"][i] for i in o]
+        idx = [i for i, d in enumerate(docs) if d in r["oracle"]] if r["oracle_present"] else []
+        out.append(
+            {
+                **r,
+                "documents": docs,
+                "oracle_index": idx[0] if idx else -1,
+                "oracle_indices": idx,
+                "instruction": instruction(docs, r["question"]),
+            }
+        )
+    return out
 
 
 def to_chat(r: dict, system: str | None) -> dict:

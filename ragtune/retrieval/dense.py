@@ -53,6 +53,23 @@ class Embedder:
         return out
 
 
+def similarity_order(
+    emb: Embedder, docs: Sequence[Sequence[str]], questions: Sequence[str]
+) -> list[list[int]]:
+    """For each question, the indices of its documents from most to least similar to it.
+
+    A reranking step: the documents stay the same, only their order changes. Each distinct
+    text is embedded once; the sort is stable, so equal scores keep the given order.
+    """
+    texts = sorted({d for ds in docs for d in ds})  # sorted: a deterministic batch order
+    vec = dict(zip(texts, emb.encode(texts), strict=True)) if texts else {}
+    qv = emb.encode(list(questions))  # (n, dim), unit rows: dot = cosine
+    return [
+        sorted(range(len(ds)), key=lambda i, ds=ds, v=v: -float(vec[ds[i]] @ v))
+        for ds, v in zip(docs, qv, strict=True)
+    ]
+
+
 class DenseIndex:
     def __init__(self, vectors: np.ndarray, hnsw=None) -> None:
         import faiss

@@ -61,6 +61,43 @@ def test_offline_build_structure(tmp_path):
     assert api_qs and all(r["answer"].split("(")[0] not in r["question"] for r in api_qs)
 
 
+def test_dense_doc_order_reorders_the_same_documents(tmp_path):
+    """--doc-order dense: each example keeps its documents, ordered most-similar-first, with the
+    oracle's position and the prompt (every view) following the new order."""
+    import numpy as np
+
+    from ragtune.retrieval.dense import Embedder
+
+    build([API], tmp_path / "s", distractors=3, seed=1)
+    build([API], tmp_path / "d", distractors=3, seed=1, doc_order="dense")
+    shuf, dense = all_raw(tmp_path / "s"), all_raw(tmp_path / "d")
+    assert [r["id"] for r in shuf] == [r["id"] for r in dense]
+    assert [r["documents"] for r in shuf] != [r["documents"] for r in dense]
+    emb = Embedder()
+    first = 0
+    for a, b in zip(shuf, dense, strict=True):
+        assert sorted(a["documents"]) == sorted(b["documents"])
+        assert a["cot_answer"] == b["cot_answer"] and a["oracle_present"] == b["oracle_present"]
+        sims = emb.encode(b["documents"]) @ emb.encode([b["question"]])[0]
+        assert np.all(np.diff(sims) <= 1e-6)  # best first
+        if b["oracle_present"]:
+            assert b["documents"][b["oracle_index"]] == b["oracle"][0]
+            first += b["oracle_index"] == 0
+        else:
+            assert b["oracle_index"] == -1
+        assert b["instruction"].startswith("<DOCUMENT>" + b["documents"][0])
+    assert first > sum(r["oracle_index"] == 0 for r in shuf)  # the oracle moved up
+    chat = [
+        json.loads(line)
+        for line in (tmp_path / "d" / "chat" / "train.jsonl").read_text().splitlines()
+    ]
+    assert [c["messages"][0]["content"] for c in chat] == [
+        r["instruction"] for r in raw(tmp_path / "d")
+    ]
+    with pytest.raises(ConfigError, match="--doc-order"):
+        build([API], tmp_path / "x", doc_order="bm25")
+
+
 def test_p_fraction_splits_by_group_and_determinism(tmp_path):
     recs = make_records(tmp_path / "recs.jsonl", 120)
     build([recs], tmp_path / "a", p=0.8, seed=3, questions=2)
