@@ -22,11 +22,14 @@ DMODE=${DMODE:-random}       # random | hard | mixed (see ragtune raft from-qa -
 DSF_EPOCHS=${DSF_EPOCHS:-1}
 DSF_FLAGS=${DSF_FLAGS:-}     # e.g. "--batch-tokens 1024" for more, smaller steps
 API_COT=${API_COT:-call}     # call | task (see ragtune raft from-qa --help)
+DOC_ORDER=${DOC_ORDER:-shuffle}  # shuffle | dense (training prompts best-match first)
+RERANK=${RERANK:-$([ "$DOC_ORDER" = dense ] && echo dense || echo none)}  # eval --rerank
 DSF=${DSF:-}                 # an existing DSF run directory to reuse (its data is question -> call
                              # and does not depend on K, DMODE or API_COT); empty: train one
 $RT raft from-qa gorilla "$DATA/huggingface_eval.json" --out "$O/raft" \
     --api-fields domain,api_name,api_call,description --field-chars 100 \
-    --distractors "$K" --distractor-mode "$DMODE" --p 0.8 --seed 0 --api-cot "$API_COT"
+    --distractors "$K" --distractor-mode "$DMODE" --p 0.8 --seed 0 --api-cot "$API_COT" \
+    --doc-order "$DOC_ORDER"
 if [ -z "$DSF" ]; then
     DSF=$O/dsf
     # shellcheck disable=SC2086
@@ -37,4 +40,4 @@ $RT train --data "$O/raft" --view chat --out "$O/raft-lora" --epochs "$RAFT_EPOC
     --bf16 --threads 2
 $RT eval --data "$O/raft" --out "$O/eval" --dsf-adapter "$DSF/adapter" \
     --raft-adapter "$O/raft-lora/adapter" --k 5 --sweep 0,1,2,4,8 --sweep-limit "$SWEEP_Q" \
-    --max-tokens 128 --batch-size 8 --threads 2
+    --max-tokens 128 --batch-size 8 --threads 2 --rerank "$RERANK"
