@@ -31,8 +31,13 @@ def run_train(cfg: TrainConfig) -> dict:
             err.print(f"interrupted: checkpoint saved in {cfg.out}; run the same command to resume")
             raise SystemExit(130) from None
     console.print(
-        f"[green]trained[/] {s['steps']} steps on {s['examples']} examples (resumed from step "
-        f"{s['resumed_from']}): loss {s['first_loss']:.3f} → {s['last_loss']:.3f}"
+        f"[green]trained[/] {s['steps']} steps on {s['examples']} examples"
+        + (
+            f" ([yellow]{s['dropped_too_long']} longer than --max-length left out[/])"
+            if s.get("dropped_too_long")
+            else ""
+        )
+        + f" (resumed from step {s['resumed_from']}): loss {s['first_loss']:.3f} → {s['last_loss']:.3f}"
         + (f", eval loss {s['eval_loss']:.3f}" if s["eval_loss"] is not None else "")
         + f"; {s['tokens_per_s']:.0f} tokens/s → {cfg.out}/adapter",
         highlight=False,

@@ -18,6 +18,7 @@ import math
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -274,6 +275,14 @@ def train(
         raise DataError(
             f"no training examples in {cfg.data} (dropped {dropped} longer than "
             f"--max-length {cfg.max_length})"
+        )
+    if dropped:
+        # silent loss of data would bias training toward short examples: say so up front
+        warnings.warn(
+            f"{dropped} of {dropped + len(train_ex)} training examples in {cfg.data} are longer "
+            f"than --max-length {cfg.max_length} tokens and are left out; raise --max-length "
+            "to train on them",
+            stacklevel=2,
         )
     lengths = [len(e.input_ids) for e in train_ex]
     per_epoch = len(token_batches(lengths, cfg.batch_tokens, cfg.seed, 0))

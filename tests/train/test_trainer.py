@@ -181,6 +181,31 @@ def test_dsf_view_trains_on_answers_without_documents(tmp_path, tiny_fresh):
     assert s["steps"] == 3 and s["examples"] > 0
 
 
+def test_examples_longer_than_max_length_are_announced(tmp_path, tiny_fresh):
+    """Left-out examples are not silent: a warning names the count and the flag to raise."""
+    data = make_raft(tmp_path)
+    model, tok = tiny_fresh
+    convs = [json.loads(x) for x in (data / "chat" / "train.jsonl").read_text().splitlines()]
+    ex, _ = encode_chat(tok, [c["messages"] for c in convs], 10_000)
+    lengths = sorted(len(e.input_ids) for e in ex)
+    cut = lengths[len(lengths) // 2]  # about half are longer
+    with pytest.warns(UserWarning, match=r"of \d+ training examples .* --max-length"):
+        s = train(
+            TrainConfig(
+                data=str(data),
+                out=str(tmp_path / "run"),
+                max_length=cut,
+                max_steps=1,
+                save_every=0,
+                threads=1,
+            ),
+            model=model,
+            tokenizer=tok,
+        )
+    assert s["dropped_too_long"] == sum(n > cut for n in lengths) > 0
+    assert s["examples"] == sum(n <= cut for n in lengths)
+
+
 def test_empty_valid_split_is_fine(tiny_tokenizer):
     assert encode_chat(tiny_tokenizer, [], 64) == ([], 0)
 
