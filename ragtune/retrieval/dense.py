@@ -62,7 +62,7 @@ def similarity_order(
     text is embedded once; the sort is stable, so equal scores keep the given order.
     """
     texts = sorted({d for ds in docs for d in ds})  # sorted: a deterministic batch order
-    vec = dict(zip(texts, emb.encode(texts), strict=True)) if texts else {}
+    vec = dict(zip(texts, emb.encode(texts), strict=True))
     qv = emb.encode(list(questions))  # (n, dim), unit rows: dot = cosine
     return [
         sorted(range(len(ds)), key=lambda i, ds=ds, v=v: -float(vec[ds[i]] @ v))
