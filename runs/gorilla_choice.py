@@ -2,10 +2,11 @@
 
     .venv/bin/python runs/gorilla_choice.py runs/out/v3/gorilla/eval [runs/out/v3/gorilla/raft]
 
-Rebuilds each sweep prompt's documents with `ragtune eval`'s own `sweep_documents` and,
-for the first 40 test questions at each k, counts: the task the answer names ("The request is a
-X task.") is the oracle's domain; the answer is the oracle's call; the named task is the domain
-of some document in the prompt; the answer is the call of a document of the named task.
+Rebuilds each sweep prompt's documents with `ragtune eval`'s own `sweep_documents` and, for
+the sweep's test questions (run.json's sweep_limit) at each k it ran, counts: the task the
+answer names ("The request is a X task.") is the oracle's domain; the answer is the oracle's
+call; the named task is the domain of some document in the prompt; the answer is the call of a
+document of the named task.
 """
 
 import json
@@ -29,6 +30,8 @@ print(
 )
 print("|---|---|---|---|---|")
 for k in (0, 1, 2, 4, 8):
+    if f"sweep/raft/k={k}" not in cells:  # a sweep run at fewer k (e.g. --sweep 2,4,8)
+        continue
     right = oracle_call = in_ctx = consistent = 0
     for r, p in zip(rows, cells[f"sweep/raft/k={k}"], strict=True):
         docs, _ = sweep_documents(picker, r, k, settings.get("seed", 0))
