@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -147,14 +148,17 @@ class _Models:
 
 def _run(
     lm, prompts: list[str], max_tokens: int, bs: int, tick: Callable[[int], None] | None
-) -> list[str]:
-    outs = []
+) -> tuple[list[str], int]:
+    """The answers, and how many of them stopped at max_tokens rather than ending."""
+    outs, cut = [], 0
     for i in range(0, len(prompts), bs):
         batch = [[{"role": "user", "content": p}] for p in prompts[i : i + bs]]
-        outs += [c.text for c in lm.generate(batch, max_tokens=max_tokens)]
+        done = lm.generate(batch, max_tokens=max_tokens)
+        outs += [c.text for c in done]
+        cut += sum(c.finish_reason == "length" for c in done)
         if tick:
             tick(len(batch))
-    return outs
+    return outs, cut
 
 
 def sweep_documents(
@@ -223,6 +227,8 @@ def evaluate(
         "n": len(rows),
         "main": {},
         "sweep": {},
+        # per cell: answers that hit --max-tokens (a cut-off answer scores as wrong)
+        "cut_at_max_tokens": {},
         "examples": [],
     }
 
@@ -255,15 +261,26 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     check_same_run(out, _run_settings(cfg), "cells.jsonl")
     log_path = out / "cells.jsonl"
-    cells = {r["cell"]: r["preds"] for r in read_log(log_path)}
+    logged = {r["cell"]: r for r in read_log(log_path)}
 
     def cell(name: str, lm_of: str, prompts: list[str], label: str) -> list[str]:
-        if name in cells and len(cells[name]) == len(prompts):
+        if name in logged and len(logged[name]["preds"]) == len(prompts):
             step(label)(len(prompts))
-            return cells[name]
-        preds = _run(models.get(lm_of), prompts, cfg.max_tokens, cfg.batch_size, step(label))
+            if "cut" in logged[name]:  # logs written before the count was kept have none
+                results["cut_at_max_tokens"][name] = logged[name]["cut"]
+            return logged[name]["preds"]
+        preds, cut = _run(models.get(lm_of), prompts, cfg.max_tokens, cfg.batch_size, step(label))
         with open(log_path, "a", encoding="utf-8") as log:
-            log.write(json.dumps({"cell": name, "preds": preds}, ensure_ascii=False) + "\n")
+            line = {"cell": name, "preds": preds, "cut": cut}
+            log.write(json.dumps(line, ensure_ascii=False) + "\n")
+        results["cut_at_max_tokens"][name] = cut
+        if cut:
+            warnings.warn(
+                f"{name}: {cut} of {len(preds)} answers stopped at --max-tokens "
+                f"{cfg.max_tokens} before they ended, and a cut-off answer scores as wrong; "
+                "raise --max-tokens (a RAFT chain of thought quotes a document first)",
+                stacklevel=2,
+            )
         return preds
 
     per_example: dict[str, list[str]] = {}
@@ -331,6 +348,13 @@ def markdown_table(results: dict[str, Any]) -> str:
         ]
         for c, by_k in results["sweep"].items():
             lines.append(f"| {c} | " + " | ".join(f"{headline(by_k[k]):.2f}" for k in ks) + " |")
+    cut = {c: n for c, n in results.get("cut_at_max_tokens", {}).items() if n}
+    if cut:
+        lines += [
+            "",
+            "Answers that stopped at --max-tokens (scored as wrong; raise it): "
+            + ", ".join(f"{c} {n}" for c, n in cut.items()),
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -143,3 +143,32 @@ def test_rerank_orders_each_prompt_by_similarity(tmp_path, monkeypatch):
         assert p.startswith(f"<DOCUMENT>{r['oracle'][0]}</DOCUMENT>")
     with pytest.raises(ConfigError, match="--rerank"):
         evaluate(EvalConfig(**base, out=str(tmp_path / "bad"), rerank="cross"))
+
+
+def test_answers_cut_at_max_tokens_are_counted_and_announced(tmp_path, monkeypatch):
+    """An answer that hits --max-tokens scores as wrong: say how many, per cell, and keep it."""
+    from ragtune.testing import DummyLM
+
+    recs = write_short_api(tmp_path / "api.jsonl")
+    rc = RaftConfig(out=str(tmp_path / "raft"), distractors=2, questions=1, test_fraction=0.3)
+    Builder(rc, *corpus_units([str(recs)], rc)).run()
+    # DummyLM counts a word as a token: the long reply is cut at 3, the short one ends
+    lm = DummyLM(lambda m: "a b c d e f" if "</DOCUMENT>" in m[-1]["content"] else "yes")
+    monkeypatch.setattr(compare._Models, "get", lambda self, c: lm)
+    cfg = EvalConfig(
+        data=str(tmp_path / "raft"),
+        out=str(tmp_path / "eval"),
+        configs=["base", "base+rag"],
+        sweep=[],
+        k=2,
+        limit=3,
+        max_tokens=3,
+    )
+    with pytest.warns(UserWarning, match=r"main/base\+rag: \d+ of \d+ answers stopped at"):
+        res = evaluate(cfg)
+    n = res["n"]
+    assert res["cut_at_max_tokens"] == {"main/base": 0, "main/base+rag": n}
+    assert f"main/base+rag {n}" in (tmp_path / "eval" / "results.md").read_text()
+    # a resumed run reads the counts back from the log instead of generating again
+    monkeypatch.setattr(compare._Models, "get", lambda self, c: pytest.fail("generated again"))
+    assert evaluate(cfg)["cut_at_max_tokens"] == res["cut_at_max_tokens"]
