@@ -5,10 +5,11 @@
 A model that answered from the first document of a reranked prompt would score about this
 often (when that document's call is the gold call); so these counts bound what "follow the
 reranker" gives at each k. Rebuilds each sweep prompt's documents with `ragtune eval`'s own
-`sweep_documents` (seed 0, random distractors from the data's document pool) and ranks them
-three ways, each from a search over the whole pool: BM25, the bundled embedder (what
-`ragtune eval --rerank dense` uses), and reciprocal-rank fusion of the two within the prompt
-(ties go to the embedder's order).
+`sweep_documents` (seed 0, random distractors from the data's document pool) and orders them
+by their rank in a search over the whole pool: BM25, the bundled embedder (what `ragtune eval
+--rerank dense` uses), and the index's hybrid search (reciprocal-rank fusion of the two).
+Documents a search did not return (BM25 omits unmatched ones) tie, and ties go by the
+embedder's order, so a tie never favours the oracle's slot.
 """
 
 import argparse
@@ -32,32 +33,26 @@ rows = rows[: args.limit] if args.limit else rows
 picker = DistractorPicker(pool, "random")
 where = {t: i for i, t in enumerate(pool)}
 questions = [r["question"] for r in rows]
+METHODS = ("bm25", "dense", "hybrid")
 with tempfile.TemporaryDirectory() as d:
     chunks = [Chunk(id=str(i), doc_id=str(i), text=t) for i, t in enumerate(pool)]
     index = Index.build(chunks, Path(d) / "index", methods=("bm25", "dense"))
     # (n_questions, len(pool)) pool ids, best first; -1 pads what a method did not return
-    ranked = {m: index.search(questions, len(pool), m).ids for m in ("bm25", "dense")}
+    ranked = {m: index.search(questions, len(pool), m).ids for m in METHODS}
 
-print("| k | BM25 | embedder | RRF of both |")
+print("| k | BM25 | embedder | hybrid (RRF) |")
 print("|---|---|---|---|")
 for k in (1, 2, 4, 8):
-    first = {"bm25": 0, "dense": 0, "rrf": 0}
+    first = dict.fromkeys(METHODS, 0)
     for j, row in enumerate(rows):
         docs, _ = sweep_documents(picker, row, k, 0)  # the oracle is docs[0]
         ids = [where[t] for t in docs]
         pos = {}
         for m, res in ranked.items():
             at = {int(i): n for n, i in enumerate(res[j]) if i >= 0}
-            pos[m] = np.array([at.get(i, len(pool)) for i in ids])  # BM25 omits unmatched docs
-        # rank of each prompt document among the prompt's own (0 = best); BM25's ties (docs it
-        # did not return) go by the embedder, so a tie never favours the oracle's slot
-        local = {
-            "dense": np.argsort(np.argsort(pos["dense"])),
-            "bm25": np.argsort(np.lexsort((pos["dense"], pos["bm25"]))),
-        }
-        for m in local:
-            first[m] += int(local[m][0] == 0)
-        fused = 1 / (60 + local["bm25"]) + 1 / (60 + local["dense"]) - 1e-9 * local["dense"]
-        first["rrf"] += int(np.argmax(fused) == 0)
+            pos[m] = [at.get(i, len(pool)) for i in ids]
+        for m in METHODS:
+            # the prompt's documents best first; the embedder breaks ties
+            first[m] += int(np.lexsort((pos["dense"], pos[m]))[0] == 0)
     n = len(rows)
-    print(f"| {k} | {first['bm25']}/{n} | {first['dense']}/{n} | {first['rrf']}/{n} |")
+    print("| " + " | ".join([str(k)] + [f"{first[m]}/{n}" for m in METHODS]) + " |")
