@@ -10,8 +10,10 @@ Formats:
   the original HotpotQA JSON list (``_id, question, answer, supporting_facts, context``);
   detected per record.
 * ``pubmedqa``: ``ori_pqal.json``, an object ``{pmid: {QUESTION, CONTEXTS, final_decision, ...}}``.
-* ``gorilla``: APIBench ``*_eval.json`` (JSON Lines despite the name), with the ``*_api.jsonl``
-  documentation records as the pool.
+* ``gorilla``: APIBench ``*_eval.json`` / ``*_train.json`` (JSON Lines despite the name), with
+  the ``*_api.jsonl`` documentation records as the pool. ``code`` is ``###Instruction: ...
+  ###Output: ...`` or, in the Torch Hub training file, a Python-dict-like string; a question
+  that still contains its gold call is refused (it would teach copying).
 * ``generic``: JSON Lines of ``question, answer, oracle_ids | oracle`` (+ optional ``cot``), with
   an optional ``{id, text}`` JSON Lines corpus that ``oracle_ids`` index into.
 
@@ -21,6 +23,7 @@ the missing field, and the format that was expected.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -45,7 +48,8 @@ _PUBMEDQA_FORMAT = (
 )
 _GORILLA_FORMAT = (
     "expected Gorilla APIBench *_eval.json, one JSON object a line: "
-    "code ('###Instruction: ... ###Output: ...'), api_call, provider, api_data"
+    "code ('###Instruction: ... ###Output: ...', or the dict-like "
+    "\"{'Instruction': ..., 'Output': {...}}\" of the Torch Hub files), api_call, provider, api_data"
 )
 _GORILLA_API_FORMAT = "expected Gorilla APIBench *_api.jsonl, one API record (JSON object) a line"
 _GENERIC_FORMAT = (
@@ -349,13 +353,71 @@ _OUTPUT = re.compile(r"#{2,}\s*Output\s*:", re.I)
 _SECTION = re.compile(r"<<<\s*(\w+)\s*>>>\s*:?")
 
 
+_DICT_KEY = r"""['"]{}['"]\s*:\s*"""
+# a quoted value up to the quote that closes it: the one followed by the next key or the end
+_DICT_VALUE = r"""(['"])(.*?)\1\s*(?:,\s*['"]\w+['"]\s*:|\})"""
+
+
+def _unquote(text: str, quote: str) -> str:
+    """A value cut out of a dict-like string, with its escapes (\\n, \\') decoded when they
+    parse."""
+    try:
+        value = ast.literal_eval(quote + text + quote)
+    except (SyntaxError, ValueError):
+        # an unescaped quote inside: decode the common escapes by hand
+        for esc, ch in (("\\n", "\n"), ("\\t", "\t"), ("\\'", "'"), ('\\"', '"')):
+            text = text.replace(esc, ch)
+        return text
+    return value if isinstance(value, str) else text
+
+
+def _parse_dict_code(code: str) -> tuple[str, dict[str, str]] | None:
+    """(instruction, sections) of a dict-like ``code``
+    (``{'Instruction': ..., 'Output': {'domain': ..., 'api_call': ..., ...}}``, the shape of
+    APIBench's Torch Hub training file); None when `code` is not one.
+
+    Parsed as a Python literal (never evaluated); a string that is not a valid literal (an
+    unescaped quote inside a value) is cut by its keys instead.
+    """
+    if not code.lstrip().startswith("{") or not re.search(_DICT_KEY.format("Instruction"), code):
+        return None
+    try:
+        obj = ast.literal_eval(code.strip())
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        obj = None
+    if isinstance(obj, dict) and "Instruction" in obj:
+        out = obj.get("Output")
+        if isinstance(out, dict):
+            sections = {str(k).lower(): str(v).strip() for k, v in out.items()}
+        else:
+            sections = _parse_gorilla_code(f"###Output: {out}")[1] if out else {}
+        return str(obj["Instruction"]).strip(), sections
+    m = re.search(
+        _DICT_KEY.format("Instruction") + r"""(['"])(.*?)\1\s*,\s*['"]Output['"]\s*:""", code, re.S
+    )
+    if not m:
+        return None
+    sections = {}
+    rest = code[m.end() :]
+    for name in ("domain", "api_call", "api_provider", "explanation", "code"):
+        v = re.search(_DICT_KEY.format(name) + _DICT_VALUE, rest, re.S)
+        if v:
+            sections[name] = _unquote(v.group(2), v.group(1)).strip()
+    return _unquote(m.group(2), m.group(1)).strip(), sections
+
+
 def _parse_gorilla_code(code: str) -> tuple[str, dict[str, str]]:
     """(instruction, {section: text}) of an APIBench ``code`` field.
 
+    Two shapes: ``###Instruction: ... ###Output: <<<domain>>>: ...`` (the eval files) and a
+    Python-dict-like string (the Torch Hub training file, see `_parse_dict_code`).
     The instruction runs from ``###Instruction:`` to the first ``###Output:`` (or the end); the
     sections are the ``<<<name>>>:`` parts of the output (domain, api_call, api_provider,
     explanation, code). Missing markers are tolerated: the dataset has a few free-form outputs.
     """
+    parsed = _parse_dict_code(code)
+    if parsed is not None:
+        return parsed
     m = _INSTRUCTION.search(code)
     start = m.end() if m else 0
     out = _OUTPUT.search(code, start)
@@ -370,6 +432,12 @@ def _parse_gorilla_code(code: str) -> tuple[str, dict[str, str]]:
             if name not in sections:
                 sections[name] = output[mk.end() : end].strip()
     return instruction, sections
+
+
+def _squash(text: str) -> str:
+    """`text` without whitespace and with one quote style: a call found in a question however
+    it was spaced or quoted."""
+    return re.sub(r"\s+", "", text).replace('"', "'")
 
 
 def _default_api_path(eval_path: Path) -> Path | None:
@@ -448,6 +516,15 @@ def read_gorilla(
         question, sections = _parse_gorilla_code(code)
         if not question:
             raise rec.error("has no instruction text in 'code' ('###Instruction: ...')", f)
+        if _squash(api_call) in _squash(question):
+            # a question that shows its answer teaches copying and scores 100% on recall alone
+            raise rec.error(
+                f"has a question that contains its own gold answer ({api_call!r}): the "
+                "instruction could not be told apart from the output in 'code'; give 'code' as "
+                "'###Instruction: ... ###Output: ...' or as the dict-like "
+                "{'Instruction': ..., 'Output': {...}}",
+                f,
+            )
         provider = rec.data.get("provider")
         oracle = render_api_record(api_data, api_fields, field_chars)
         domain = api_data.get("domain")

@@ -373,6 +373,61 @@ def test_gorilla_irregular_code(tmp_path):
     assert items[1].answer == CALL_B
 
 
+def dict_code(instruction, call, domain="Classification"):
+    """A ``code`` field in the Python-dict-like shape of APIBench's Torch Hub training file
+    (written here by hand: the real Torch Hub / TF Hub data stay out of development)."""
+    out = {
+        "domain": domain,
+        "api_call": call,
+        "api_provider": "PyTorch",
+        "explanation": "Load the pretrained model from the hub.",
+        "code": f"import torch\nmodel = {call}",
+    }
+    return str({"Instruction": instruction, "Output": out})
+
+
+HUB_CALL = "torch.hub.load('pytorch/vision', 'resnet18', pretrained=True)"
+
+
+def test_gorilla_dict_like_code_gives_the_instruction_only(tmp_path):
+    """torchhub_train.json's ``code`` is a dict-like string, not ``###Instruction: ...``; the
+    question must be the instruction alone, never the whole string with the gold call in it."""
+    rec = eval_record("resnet18", HUB_CALL)
+    rec["code"] = dict_code("I need to classify the animals in my photos.", HUB_CALL)
+    # an apostrophe inside a single-quoted value: not a Python literal, the fallback reads it
+    broken = eval_record("resnet50", CALL_B)
+    broken["code"] = (
+        "{'Instruction': 'Sort my cat's pictures by breed.', 'Output': {'domain': "
+        f"'Classification', 'api_call': '{CALL_B}', 'explanation': 'Load it.'}}}}"
+    )
+    items, _ = read_gorilla(write_jsonl(tmp_path / "torchhub_train.json", [rec, broken]))
+    assert items[0].question == "I need to classify the animals in my photos."
+    assert items[0].meta["domain"] == "Classification"
+    assert items[0].meta["explanation"] == "Load the pretrained model from the hub."
+    assert items[0].meta["code"] == f"import torch\nmodel = {HUB_CALL}"
+    assert items[1].question == "Sort my cat's pictures by breed."
+    assert all(HUB_CALL not in it.question and CALL_B not in it.question for it in items)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        dict_code(f"Classify my photos with {HUB_CALL}.", HUB_CALL),
+        f"###Instruction: Use {HUB_CALL} on my photos.\n###Output: <<<api_call>>>: {HUB_CALL}",
+        # an Output section the parser cannot find: the whole string would be the question
+        f"Instruction: classify my photos. Output: api_call: {HUB_CALL}",
+    ],
+)
+def test_gorilla_question_that_holds_its_gold_call_is_refused(tmp_path, code):
+    bad = eval_record("resnet18", HUB_CALL)
+    bad["code"] = code
+    path = write_jsonl(tmp_path / "torchhub_train.json", [eval_record("y", CALL_A), bad])
+    with pytest.raises(DataError) as e:
+        read_gorilla(path)
+    assert e.value.line == 2 and "torchhub_train.json" in str(e.value)
+    assert "contains its own gold answer" in str(e.value)
+
+
 @pytest.mark.parametrize(
     "mutate, needle",
     [
