@@ -1,8 +1,11 @@
 """ragtune: language models that are domain experts and stay grounded in your sources.
 
     import ragtune
-    idx = ragtune.build_index(["docs/"], "out/index")
-    print(ragtune.RAG(idx, "smollm2-135m").ask("How do I ...?").answer)
+    idx = ragtune.build_index(ragtune.IndexConfig(paths=["docs/"], out="out/index"))
+    print(ragtune.RAG(idx, "smollm2-135m").ask("How do I open a vault read-only?").answer)
+
+Every code example in this package's docstrings and in the README runs as written
+(tests/test_examples.py executes them).
 
 Heavy dependencies (torch, transformers, faiss, tantivy) load only when first used.
 """

@@ -4,13 +4,20 @@ Fields carry `metadata={"help": ..., "positional": bool, "short": "-k"}`. On the
 `--config job.yaml` fills fields from a file; flags given on the command line win over the file;
 unknown keys in the file are an error naming the valid ones.
 
+    from dataclasses import dataclass, field
+
+    import typer
+
+    from ragtune.config import load_config, typer_command
+
     @dataclass
     class SearchConfig:
         index: str = field(default="", metadata={"help": "index directory", "positional": True})
         k: int = field(default=5, metadata={"help": "results", "short": "-k"})
 
-    cfg = load_config(SearchConfig, "search.yaml", k=10)   # Python: file + overrides
-    app.command("search")(typer_command(SearchConfig, run))  # CLI
+    cfg = load_config(SearchConfig, None, k=10)    # Python: an optional YAML file, then overrides
+    app = typer.Typer()
+    app.command("search")(typer_command(SearchConfig, print))  # CLI: `search IDX -k 3 --config f`
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Retrieve → fit documents to the context window → generate → attribute citations.
 
-from ragtune import RAG
-rag = RAG("out/index", "smollm2-135m")
-ans = rag.ask("How do I open a vault?")
-ans.answer, [c.source for c in ans.citations]
+    from ragtune import RAG
+    rag = RAG("out/index", "smollm2-135m")
+    ans = rag.ask("How do I open a vault?")
+    ans.answer, [c.source for c in ans.citations]
 """
 
 from __future__ import annotations

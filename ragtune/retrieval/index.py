@@ -8,10 +8,11 @@
 Built into a temporary sibling directory and renamed into place, so a crash never leaves a half
 index (and an existing index is only replaced once the new one is complete).
 
-    idx = Index.build(chunks, "out/idx", methods=("bm25", "dense"))
-    idx = Index.load("out/idx")
+    from ragtune.retrieval import Index
+    idx = Index.load("out/index")                             # what `ragtune index` wrote
     res = idx.search(["what is X?"], k=5, method="hybrid")   # SearchResults(ids, scores)
     idx.chunks[res.ids[0, 0]]
+    copy = Index.build(idx.chunks, "out/idx", methods=("bm25", "dense"))  # from Chunk objects
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Serve a RAG (and RoG) pipeline over an OpenAI-compatible HTTP API with a web page.
 
-    from ragtune.server import create_app, Settings
-    app = create_app(rag=RAG(index, lm), settings=Settings(max_concurrency=2))
+    from ragtune import RAG
+    from ragtune.server import Settings, create_app
+    app = create_app(rag=RAG("out/index", "smollm2-135m"), settings=Settings(max_concurrency=2))
 
 `ragtune serve --index DIR` does this and runs it under uvicorn (docs/server.md).
 """

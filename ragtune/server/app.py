@@ -1,8 +1,10 @@
 """The HTTP server: an OpenAI-compatible chat API over a RAG (and optionally RoG) pipeline.
 
-    from ragtune.server import create_app, Settings
-    app = create_app(rag=RAG(index, lm), rog=None, settings=Settings(max_concurrency=2))
-    uvicorn.run(app, host="127.0.0.1", port=8000)        # what `ragtune serve` does
+    from ragtune import RAG
+    from ragtune.server import Settings, create_app
+    app = create_app(rag=RAG("out/index", "smollm2-135m"), settings=Settings(max_concurrency=2))
+
+then `uvicorn.run(app, host="127.0.0.1", port=8000)`, which is what `ragtune serve` does.
 
 Routes (docs/server.md has examples):
     GET  /                      the web page (static files from the package; works offline)
