@@ -194,6 +194,13 @@ def load_corpus(
             seen.add(key)
             loader.report.files_seen += 1
             got = _load_file(f, loader, text_field=text_field, max_bytes=max_bytes)
+            # A document's id is its content plus where it sits under the root it was given
+            # from (the folder named, or the folder of a file named), never the path string:
+            # "../x.json", "/abs/x.json" and a copy elsewhere are the same documents, and so
+            # give the same chunk ids, RAFT groups and splits.
+            where = f.relative_to(given).as_posix() if given.is_dir() else f.name
+            for d in got:
+                d.id = stable_id(where, d.id)
             if got:
                 loader.report.files_loaded += 1
                 docs.extend(got)
@@ -272,8 +279,10 @@ def _decode(data: bytes, *, binary_hint: str = "") -> str:
 
 
 def _doc(source: str, text: str, fmt: str, title: str, n: int = 0, **meta: Any) -> Document:
+    """A document whose id is, for now, its place in the file (page, record) and its text;
+    `load_corpus` adds the file's place under the corpus root."""
     metadata: dict[str, Any] = {"source": source, "format": fmt, "title": title, **meta}
-    return Document(id=stable_id(source, str(n)), text=text, metadata=metadata)
+    return Document(id=stable_id(str(n), text), text=text, metadata=metadata)
 
 
 # --------------------------------------------------------------------------- text and markdown

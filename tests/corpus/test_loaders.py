@@ -381,3 +381,16 @@ def test_txt_that_is_a_saved_web_page_is_read_as_html(tmp_path):
     docs, _ = load_one(write(tmp_path / "blog.txt", "<!DOCTYPE html>\n" + HTML))
     assert docs[0].metadata["format"] == "html" and docs[0].metadata["title"] == "The Page"
     assert "secret" not in docs[0].text
+
+
+def test_ids_depend_on_content_and_place_under_the_root_not_the_path_string(tmp_path, monkeypatch):
+    make_tree(tmp_path / "corpus")
+    write(tmp_path / "copy" / "b.txt", "b")
+    monkeypatch.chdir(tmp_path / "corpus" / "sub")
+    by_rel = [d.id for d in load_corpus([".."])[0]]
+    assert by_rel == [d.id for d in load_corpus([tmp_path / "corpus"])[0]]
+    one = load_corpus(["../b.txt"])[0][0].id
+    assert one == load_corpus([tmp_path / "corpus" / "b.txt"])[0][0].id
+    assert one == load_corpus([tmp_path / "copy" / "b.txt"])[0][0].id  # the same file, moved
+    write(tmp_path / "copy" / "b.txt", "b, edited")
+    assert load_corpus([tmp_path / "copy" / "b.txt"])[0][0].id != one

@@ -274,3 +274,37 @@ def test_degenerate_answers():
         "Moves the specified thread to the trash. Any messages that belong to the thread are "
         "also moved to the trash."
     )
+
+
+def test_ids_and_splits_do_not_depend_on_how_the_path_is_typed(tmp_path, monkeypatch):
+    """`raft build` of one file typed as a relative path, an absolute path, and a copy in
+    another folder (and of one folder, relative and absolute): the same ids, groups and splits.
+    They used to hash the path string, so each gave another split."""
+    from ragtune.cli.raft import RaftBuildConfig, run_build
+
+    work = tmp_path / "work"
+    (work / "data" / "sub").mkdir(parents=True)
+    recs = make_records(work / "data" / "recs.jsonl", 40)
+    (work / "data" / "sub" / "recs.jsonl").write_bytes(recs.read_bytes())
+    copy = tmp_path / "elsewhere" / "deep"
+    copy.mkdir(parents=True)
+    (copy / "recs.jsonl").write_bytes(recs.read_bytes())
+    monkeypatch.chdir(work / "data" / "sub")
+
+    def built(path, out):
+        run_build(RaftBuildConfig(paths=[str(path)], out=str(tmp_path / out), questions=1))
+        return {
+            s: [(r["id"], r["group"], r["documents"]) for r in raw(tmp_path / out, s)]
+            for s in ("train", "valid", "test")
+        }
+
+    rel = built("../recs.jsonl", "rel")
+    assert rel["train"] and rel["valid"] and rel["test"]
+    assert built(recs.resolve(), "abs") == rel
+    assert built(copy / "recs.jsonl", "copy") == rel
+    assert built(Path("..", "..", "..", "elsewhere", "deep", "recs.jsonl"), "copy-rel") == rel
+    # a folder: a document's path inside it is part of its identity, the folder's own path not
+    folder = built("..", "folder-rel")
+    assert folder == built(work / "data", "folder-abs")
+    ids = [i for rows in folder.values() for i, _, _ in rows]
+    assert len(ids) == len(set(ids)) == 80  # recs.jsonl and sub/recs.jsonl are two documents
