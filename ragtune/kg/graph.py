@@ -38,8 +38,6 @@ import bisect
 import gc
 import itertools
 import json
-import shutil
-import tempfile
 import time
 from array import array
 from collections.abc import Iterable, Sequence
@@ -51,7 +49,7 @@ import numpy as np
 from ragtune.errors import ConfigError, DataError
 from ragtune.kg import paths as _paths
 from ragtune.kg.paths import unique
-from ragtune.store import read_params, replace_dir
+from ragtune.store import read_params, recover_dir, staged_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from ragtune.kg.paths import ManyPaths, Paths
@@ -276,11 +274,9 @@ class KG:
         return kg
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write the store to `out_dir` atomically (a temp sibling renamed into place)."""
+        """Write the store to `out_dir` atomically (`ragtune.store.staged_dir`)."""
         out = Path(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        try:
+        with staged_dir(out, what="KG") as tmp:
             for what, names in (
                 ("entities", self.entity_names),
                 ("relations", self.relation_names),
@@ -291,17 +287,13 @@ class KG:
                 for field, arr in zip(ARRAYS, adj, strict=True):
                     np.save(tmp / f"{FILES[side][field]}.npy", np.ascontiguousarray(arr))
             (tmp / "params.json").write_text(json.dumps(self.params, indent=2), encoding="utf-8")
-            replace_dir(tmp, out, "KG")
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return out
 
     # -- loading ------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path) -> KG:
         """Open a saved store; the arrays are memory-mapped read-only (nothing is copied)."""
-        path = Path(path)
+        path = recover_dir(path)  # a save killed mid-swap may have moved the store aside
         params = read_params(path, FORMAT, VERSION, "KG", "`ragtune kg load FILES --out PATH`")
         names = {}
         for what in ("entities", "relations"):

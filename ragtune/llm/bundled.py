@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from ragtune.errors import ConfigError
+from ragtune.store import recover_dir, staged_dir
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -64,16 +63,15 @@ def _fingerprint(path: Path) -> str:
 def converted_gguf_dir(gguf: Path) -> Path:
     """A safetensors copy of a GGUF model (converted once, then loaded in well under a second).
 
-    Written to a temporary sibling directory and renamed, so an interrupted conversion never
-    leaves a half-written cache entry.
+    Written through `ragtune.store.staged_dir`, so an interrupted conversion never leaves a
+    half-written cache entry.
     """
     gguf = Path(gguf)
-    out = cache_dir() / "models" / f"{gguf.stem}-{_fingerprint(gguf)}"
+    out = recover_dir(cache_dir() / "models" / f"{gguf.stem}-{_fingerprint(gguf)}")
     if (out / "config.json").exists():
         return out
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # save_pretrained refuses GGUF-quantised models; the weights are already de-quantised fp32,
@@ -81,15 +79,8 @@ def converted_gguf_dir(gguf: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".tmp-", dir=out.parent))
-    try:
+    # replace=False: when another process converted it first, theirs is as good as ours.
+    with staged_dir(out, marker="config.json", what="model cache entry", replace=False) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        try:
-            tmp.rename(out)
-        except OSError:  # another process won the race; theirs is as good as ours
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -29,7 +29,7 @@ from ragtune.raft.examples import DistractorPicker, assemble, split_of
 from ragtune.raft.types import QAItem, RaftExample
 from ragtune.raft.verify import check, final_answer, quotes
 from ragtune.store import atomic_write as _atomic_write
-from ragtune.store import read_log
+from ragtune.store import read_log, staged_dir
 
 FORMATS = ("chat", "completion", "raw")
 WORK = ".raft-work"
@@ -450,23 +450,15 @@ def to_completion(r: dict, stop: str) -> dict:
 
 def write_outputs(out: Path, splits: dict[str, list[dict]], cfg: RaftConfig) -> None:
     """HF datasets directory (raw fields) + each --format as jsonl/parquet, all atomically."""
-    import shutil
-    import tempfile
-
     import datasets
     from datasets import Dataset, DatasetDict
 
     datasets.disable_progress_bars()
     out.mkdir(parents=True, exist_ok=True)
     dd = DatasetDict({s: Dataset.from_list(rows) for s, rows in splits.items() if rows})
-    tmp = Path(tempfile.mkdtemp(prefix=".hf-tmp-", dir=out))
-    try:
+    # hf/ is ragtune's own name inside the output directory: no marker to check.
+    with staged_dir(out / "hf", marker=None) as tmp:
         dd.save_to_disk(str(tmp))
-        if (out / "hf").exists():
-            shutil.rmtree(out / "hf")
-        tmp.rename(out / "hf")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     for fmt in cfg.format:
         d = out / fmt
         d.mkdir(exist_ok=True)

@@ -18,8 +18,6 @@ index (and an existing index is only replaced once the new one is complete).
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +29,7 @@ import numpy as np
 from ragtune.corpus.document import Chunk
 from ragtune.errors import ConfigError
 from ragtune.retrieval.types import SearchResults
-from ragtune.store import read_params, replace_dir
+from ragtune.store import read_params, recover_dir, staged_dir
 
 FORMAT = "ragtune-index"
 VERSION = 1
@@ -72,9 +70,7 @@ class Index:
             raise ConfigError(f"index methods must be among bm25, dense (got {list(methods)})")
         if not chunks:
             raise ConfigError("nothing to index: the corpus produced no chunks (see skipped files)")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        try:
+        with staged_dir(out, what="index") as tmp:
             with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
                 for c in chunks:
                     f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
@@ -100,16 +96,12 @@ class Index:
                 }
             params.update(extra_params or {})
             (tmp / "params.json").write_text(json.dumps(params, indent=2), encoding="utf-8")
-            replace_dir(tmp, out, "index")
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return cls.load(out)
 
     # -- loading ------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> Index:
-        path = Path(path)
+        path = recover_dir(path)  # a build killed mid-swap may have moved the index aside
         params = read_params(path, FORMAT, VERSION, "index", "`ragtune index CORPUS --out PATH`")
         with open(path / "chunks.jsonl", encoding="utf-8") as f:
             chunks = [Chunk.from_dict(json.loads(line)) for line in f]

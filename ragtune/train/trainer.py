@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import ConfigError, DataError
+from ragtune.store import recover_all, recover_dir, remove_dir, staged_dir
 from ragtune.train.data import (
     collate,
     conversations,
@@ -204,6 +203,7 @@ def completion_loss(model, ids, att, labels):
 
 
 def _checkpoints(out: Path) -> list[Path]:
+    recover_all(out)  # put back or sweep what a save killed mid-swap left
     cks = [p for p in out.glob("checkpoint-*") if (p / "state.json").exists()]
     return sorted(cks, key=lambda p: int(p.name.split("-")[1]))
 
@@ -212,15 +212,15 @@ def _save_checkpoint(out: Path, model, opt, sched, step: int, keep: int = 2) -> 
     import torch
 
     target = out / f"checkpoint-{step}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}-", dir=out))
-    model.save_pretrained(tmp / "adapter", save_embedding_layers=False)
-    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, tmp / "optim.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step}))
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+    # Checkpoints live in the run directory under names ragtune chose: no marker to check.
+    with staged_dir(target, marker=None) as tmp:
+        model.save_pretrained(tmp / "adapter", save_embedding_layers=False)
+        torch.save(
+            {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, tmp / "optim.pt"
+        )
+        (tmp / "state.json").write_text(json.dumps({"step": step}))
     for old in _checkpoints(out)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_dir(old)
     return target
 
 
@@ -438,7 +438,7 @@ def train(
     if not interrupted:
         _save_adapter(model, tok, out / "adapter")
         for ck in _checkpoints(out):
-            shutil.rmtree(ck, ignore_errors=True)
+            remove_dir(ck)  # a half-deleted checkpoint would be resumed from next time
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     if interrupted:
         raise KeyboardInterrupt
@@ -463,14 +463,11 @@ def _frozen_to_bf16(model) -> dict:
 
 
 def _save_adapter(model, tok, path: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=path.parent))
-    # Added tokens train as peft "trainable tokens" (their rows are saved); the resized
-    # embedding matrix itself need not be (peft would save all of it: ~110 MB here).
-    model.save_pretrained(tmp, save_embedding_layers=False)
-    tok.save_pretrained(tmp)
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
+    with staged_dir(path, marker="adapter_config.json", what="adapter") as tmp:
+        # Added tokens train as peft "trainable tokens" (their rows are saved); the resized
+        # embedding matrix itself need not be (peft would save all of it: ~110 MB here).
+        model.save_pretrained(tmp, save_embedding_layers=False)
+        tok.save_pretrained(tmp)
 
 
 def evaluate_loss(model, examples, pad: int, batch_tokens: int) -> float:
@@ -501,6 +498,7 @@ def merge(adapter: str | Path, out: str | Path) -> Path:
     from peft import PeftModel
 
     adapter, out = Path(adapter), Path(out)
+    recover_dir(adapter)  # a save killed mid-swap may have left the adapter moved aside
     cfgf = adapter / "adapter_config.json"
     if not cfgf.exists():
         raise ConfigError(f"{adapter} is not a PEFT adapter (no adapter_config.json)")
@@ -509,11 +507,7 @@ def merge(adapter: str | Path, out: str | Path) -> Path:
     tok = grow_for_adapter(model, tok, adapter)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     merged.hf_quantizer = None  # a model converted from GGUF carries none, but be safe
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    merged.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with staged_dir(out, marker="config.json", what="model directory") as tmp:
+        merged.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
     return out

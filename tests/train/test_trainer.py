@@ -240,3 +240,83 @@ def test_text_view_continues_pretraining_on_raw_files(tmp_path, tiny_fresh):
     assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero
     assert not any("lora_B" in k for k in before)  # the adapter was new
     assert (tmp_path / "cpt" / "adapter" / "adapter_config.json").exists()
+
+
+# Saves an adapter, changes its weights, and saves again, killed (os._exit: no cleanup runs)
+# when the new adapter is about to be renamed onto the path.
+KILL_SAVE = """
+import os, sys
+from pathlib import Path
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from ragtune.train.trainer import _save_adapter
+
+base, path = sys.argv[1], Path(sys.argv[2])
+tok = AutoTokenizer.from_pretrained(base)
+model = get_peft_model(
+    AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2, target_modules=["q_proj"])
+)
+with torch.no_grad():
+    for n, p in model.named_parameters():
+        if "lora_B" in n:
+            p.fill_(0.25)
+_save_adapter(model, tok, path)
+with torch.no_grad():
+    for n, p in model.named_parameters():
+        if "lora_B" in n:
+            p.fill_(0.5)
+real = os.rename
+def rename(src, dst, *a, **k):
+    if Path(dst) == path:
+        os._exit(9)
+    return real(src, dst, *a, **k)
+os.rename = rename
+_save_adapter(model, tok, path)
+"""
+
+
+def test_kill_while_saving_adapter_keeps_a_loadable_adapter(tmp_path, tiny_model):
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    adapter = tmp_path / "run" / "adapter"
+    adapter.parent.mkdir()
+    r = subprocess.run(
+        [sys.executable, "-c", KILL_SAVE, str(tiny_model), str(adapter)],
+        capture_output=True,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert r.returncode == 9, r.stderr.decode()[-2000:]
+    # A reader (merge) finds the first adapter, whole: its config, its weights, its values.
+    merged = merge(adapter, tmp_path / "merged")
+    assert (merged / "config.json").exists()
+    assert (adapter / "adapter_config.json").exists()
+    weights = load_file(adapter / "adapter_model.safetensors")
+    lora_b = [v for k, v in weights.items() if "lora_B" in k]
+    assert lora_b and all(torch.all(v == 0.25) for v in lora_b)
+    assert sorted(p.name for p in adapter.parent.iterdir()) == ["adapter"]
+
+
+def test_training_twice_leaves_one_adapter_and_no_litter(tmp_path, tiny_model):
+    data = make_chat(tmp_path, n=8)
+    out = tmp_path / "run"
+    cfg = TrainConfig(
+        data=str(data),
+        out=str(out),
+        model=str(tiny_model),
+        max_steps=2,
+        save_every=1,
+        batch_tokens=256,
+        threads=1,
+    )
+    for _ in range(2):
+        train(cfg)
+        dirs = sorted(p.name for p in out.iterdir() if p.is_dir())
+        assert dirs == ["adapter"]
+        assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")]
+        assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+        assert (out / "adapter" / "adapter_config.json").exists()
+        assert (out / "adapter" / "adapter_model.safetensors").exists()
