@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from ragtune.config import typer_command
+from ragtune.rog.data import BuildDataConfig
 from ragtune.rog.evaluate import RogEvalConfig
 from ragtune.rog.prompts import MARKERS
 from ragtune.train.trainer import TrainConfig
@@ -29,71 +30,11 @@ rog_app = typer.Typer(
 )
 
 
-@dataclass
-class BuildDataConfig:
-    """Split a KG question set and write RoG planning + reasoning training data."""
-
-    kg: str = field(
-        default="", metadata={"help": "KG directory.", "positional": True, "required": True}
-    )
-    questions: str = field(
-        default="", metadata={"help": "Question file.", "positional": True, "required": True}
-    )
-    out: str = field(default="", metadata={"help": "Output directory.", "required": True})
-    format: str = field(
-        default="jsonl", metadata={"help": "pathquestion | metaqa | jsonl (question, answers)."}
-    )
-    test: float = field(default=0.2, metadata={"help": "Share of questions held out for test."})
-    valid: float = field(default=0.0, metadata={"help": "Share held out for validation loss."})
-    seed: int = field(default=0, metadata={"help": "Split seed."})
-    max_hops: int = field(default=2, metadata={"help": "Longest planning target (hops)."})
-    max_plans: int = field(default=3, metadata={"help": "Planning targets kept per question."})
-    max_paths: int = field(default=30, metadata={"help": "Paths in a reasoning example."})
-    targets: str = field(
-        default="auto",
-        metadata={
-            "help": "Planning targets: auto (the data's gold path if any, else shortest), "
-            "gold, or shortest (RoG's)."
-        },
-    )
-    distractor_plans: int = field(
-        default=2,
-        metadata={"help": "Other relation paths whose paths join each reasoning example."},
-    )
-    gold_first: float = field(
-        default=0.8,
-        metadata={
-            "help": "Share of reasoning examples listing the gold paths first, as inference "
-            "lists the best plan's paths first (the rest are shuffled)."
-        },
-    )
-    train_limit: int = field(
-        default=0, metadata={"help": "Use only the first N training questions (0: all)."}
-    )
-
-
 def run_build_data(cfg: BuildDataConfig) -> dict:
     """Split the questions and write chat/train.jsonl, questions/{train,test}.jsonl."""
-    from ragtune.kg import KG
-    from ragtune.rog.data import build_data, read_questions, split_questions
+    from ragtune.rog.data import build
 
-    kg = KG.open(cfg.kg)
-    qs = read_questions(cfg.format, cfg.questions)
-    splits = split_questions(qs, seed=cfg.seed, test=cfg.test, valid=cfg.valid)
-    if cfg.train_limit:
-        splits["train"] = splits["train"][: cfg.train_limit]
-    m = build_data(
-        kg,
-        splits,
-        cfg.out,
-        cfg.max_hops,
-        cfg.max_plans,
-        cfg.max_paths,
-        cfg.seed,
-        cfg.distractor_plans,
-        cfg.targets,
-        cfg.gold_first,
-    )
+    m = build(cfg)
     for name, s in m["splits"].items():
         extra = (
             f": {s['planning']} planning + {s['reasoning']} reasoning examples, "

@@ -1,8 +1,10 @@
 """KG question sets and RoG's training data (planning + reasoning conversations).
 
+build(BuildDataConfig(kg="out/kg", questions="PQ-2H.txt", format="pathquestion", out="d"))
+# or step by step:
 qs = read_questions("pathquestion", "PQ-2H.txt")          # or "metaqa", "jsonl"
 splits = split_questions(qs, seed=0, test=0.2)             # {"train": [...], "test": [...]}
-build_data(kg, splits, "out/rog-data")                     # chat/train.jsonl, questions/*.jsonl
+build_data(kg, splits, BuildDataConfig(out="out/rog-data"))  # chat/train.jsonl, questions/*.jsonl
 
 Training targets follow RoG: for planning, each distinct shortest relation path from a question
 entity to an answer entity is one example (question -> `<PATH>r1<SEP>r2</PATH>`); for reasoning,
@@ -21,6 +23,49 @@ from pathlib import Path
 from ragtune.errors import ConfigError, DataError
 from ragtune.rog.prompts import format_answers, format_plan, plan_messages, reason_messages
 from ragtune.rog.retrieve import plan_exists
+
+
+@dataclass
+class BuildDataConfig:
+    """Split a KG question set and write RoG planning + reasoning training data."""
+
+    kg: str = field(
+        default="", metadata={"help": "KG directory.", "positional": True, "required": True}
+    )
+    questions: str = field(
+        default="", metadata={"help": "Question file.", "positional": True, "required": True}
+    )
+    out: str = field(default="", metadata={"help": "Output directory.", "required": True})
+    format: str = field(
+        default="jsonl", metadata={"help": "pathquestion | metaqa | jsonl (question, answers)."}
+    )
+    test: float = field(default=0.2, metadata={"help": "Share of questions held out for test."})
+    valid: float = field(default=0.0, metadata={"help": "Share held out for validation loss."})
+    seed: int = field(default=0, metadata={"help": "Split seed."})
+    max_hops: int = field(default=2, metadata={"help": "Longest planning target (hops)."})
+    max_plans: int = field(default=3, metadata={"help": "Planning targets kept per question."})
+    max_paths: int = field(default=30, metadata={"help": "Paths in a reasoning example."})
+    targets: str = field(
+        default="auto",
+        metadata={
+            "help": "Planning targets: auto (the data's gold path if any, else shortest), "
+            "gold, or shortest (RoG's)."
+        },
+    )
+    distractor_plans: int = field(
+        default=2,
+        metadata={"help": "Other relation paths whose paths join each reasoning example."},
+    )
+    gold_first: float = field(
+        default=0.8,
+        metadata={
+            "help": "Share of reasoning examples listing the gold paths first, as inference "
+            "lists the best plan's paths first (the rest are shuffled)."
+        },
+    )
+    train_limit: int = field(
+        default=0, metadata={"help": "Use only the first N training questions (0: all)."}
+    )
 
 
 @dataclass
@@ -210,22 +255,17 @@ def training_targets(
 
 
 def build_examples(
-    kg,
-    qs: list[KGQuestion],
-    max_hops: int = 2,
-    max_plans: int = 3,
-    max_paths: int = 30,
-    distractor_plans: int = 2,
-    targets: str = "auto",
-    gold_first: float = 0.8,
+    kg, qs: list[KGQuestion], cfg: BuildDataConfig | None = None
 ) -> tuple[list[list[dict]], dict[str, int]]:
     """Chat conversations (planning and reasoning, interleaved) and counts of what was made."""
     from ragtune.rog.retrieve import retrieve_paths
 
+    cfg = cfg or BuildDataConfig()
+    max_hops, max_paths = cfg.max_hops, cfg.max_paths
     convs: list[list[dict]] = []
     stats = {"questions": len(qs), "planning": 0, "reasoning": 0, "no_target": 0}
     for q in qs:
-        plans = training_targets(kg, q, max_hops, max_plans, targets)
+        plans = training_targets(kg, q, max_hops, cfg.max_plans, cfg.targets)
         if not plans:
             stats["no_target"] += 1
             continue
@@ -246,15 +286,15 @@ def build_examples(
         firsts = {p[0] for p in plans}
         hard = [o for o in others if o[0] in firsts]
         rest = [o for o in others if o[0] not in firsts]
-        noise = rng.sample(hard, min(distractor_plans, len(hard)))
-        noise += rng.sample(rest, min(distractor_plans - len(noise), len(rest)))
+        noise = rng.sample(hard, min(cfg.distractor_plans, len(hard)))
+        noise += rng.sample(rest, min(cfg.distractor_plans - len(noise), len(rest)))
         got = retrieve_paths(kg, src, plans, max_paths=max_paths, seed=seed)
         extra = retrieve_paths(kg, src, noise, max_paths=max(1, max_paths // 2), seed=seed)
         gold_paths = list(got.rendered)
         noise_paths = [p for p in extra.rendered if p not in got.rendered]
         rng.shuffle(gold_paths)
         rng.shuffle(noise_paths)
-        if rng.random() < gold_first:
+        if rng.random() < cfg.gold_first:
             # As at inference, where the best plan's paths are listed first (the planner ranks
             # them): the reasoner learns to trust that order...
             paths = gold_paths + noise_paths
@@ -277,41 +317,41 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-def build_data(
-    kg,
-    splits: dict[str, list[KGQuestion]],
-    out: str | Path,
-    max_hops: int = 2,
-    max_plans: int = 3,
-    max_paths: int = 30,
-    seed: int = 0,
-    distractor_plans: int = 2,
-    targets: str = "auto",
-    gold_first: float = 0.8,
-) -> dict:
-    """Write `chat/{train,valid}.jsonl` (for `ragtune train`) and `questions/{split}.jsonl`."""
-    out = Path(out)
-    manifest: dict = {
-        "max_hops": max_hops,
-        "max_plans": max_plans,
-        "max_paths": max_paths,
-        "distractor_plans": distractor_plans,
-        "targets": targets,
-        "gold_first": gold_first,
-        "splits": {},
-    }
+def build_data(kg, splits: dict[str, list[KGQuestion]], cfg: BuildDataConfig) -> dict:
+    """Write `chat/{train,valid}.jsonl` (for `ragtune train`) and `questions/{split}.jsonl`
+    into `cfg.out`; `manifest.json` records the config the examples were built with."""
+    if not cfg.out:
+        raise ConfigError("BuildDataConfig.out is empty: name the output directory (--out)")
+    if not 0.0 <= cfg.gold_first <= 1.0:
+        raise ConfigError(f"gold_first = {cfg.gold_first}: it is a share, give 0 to 1")
+    if cfg.targets not in TARGETS:  # checked here too, before any file is written
+        raise ConfigError(f"targets {cfg.targets!r}: use one of {', '.join(TARGETS)}")
+    out = Path(cfg.out)
+    manifest: dict = {**asdict(cfg), "splits": {}}
     for name, qs in splits.items():
         write_jsonl(out / "questions" / f"{name}.jsonl", [q.to_dict() for q in qs])
         manifest["splits"][name] = {"questions": len(qs)}
         if name in ("train", "valid") and qs:
-            convs, stats = build_examples(kg, qs, max_hops, max_plans, max_paths, distractor_plans)
-            random.Random(seed).shuffle(convs)  # mix planning and reasoning examples
+            convs, stats = build_examples(kg, qs, cfg)
+            random.Random(cfg.seed).shuffle(convs)  # mix planning and reasoning examples
             write_jsonl(out / "chat" / f"{name}.jsonl", [{"messages": c} for c in convs])
             manifest["splits"][name].update(stats)
     from ragtune.store import atomic_write as _atomic_write
 
     _atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def build(cfg: BuildDataConfig) -> dict:
+    """`ragtune rog build-data`: read and split the questions, write the data; the manifest."""
+    from ragtune.kg import KG
+
+    kg = KG.open(cfg.kg)
+    qs = read_questions(cfg.format, cfg.questions)
+    splits = split_questions(qs, seed=cfg.seed, test=cfg.test, valid=cfg.valid)
+    if cfg.train_limit:
+        splits["train"] = splits["train"][: cfg.train_limit]
+    return build_data(kg, splits, cfg)
 
 
 def load_split(data: str | Path, split: str) -> list[KGQuestion]:

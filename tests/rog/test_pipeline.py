@@ -8,7 +8,13 @@ from ragtune.cli import main
 from ragtune.errors import ConfigError
 from ragtune.examples.catalog import write_catalog
 from ragtune.kg import KG
-from ragtune.rog.data import build_data, read_questions, split_questions, training_targets
+from ragtune.rog.data import (
+    BuildDataConfig,
+    build_data,
+    read_questions,
+    split_questions,
+    training_targets,
+)
 from ragtune.rog.pipeline import RoG
 from ragtune.rog.prompts import PLAN_INSTRUCTION
 from ragtune.rog.retrieve import retrieve_paths
@@ -104,7 +110,7 @@ def test_modes_with_a_scripted_reasoner(catalog):
 
 def test_build_data_and_cli(catalog, tmp_path, capsys):
     kg, qs, d = catalog
-    m = build_data(kg, split_questions(qs, 0, 0.2), tmp_path / "data")
+    m = build_data(kg, split_questions(qs, 0, 0.2), BuildDataConfig(out=str(tmp_path / "data")))
     tr = m["splits"]["train"]
     assert tr["planning"] >= tr["questions"] - tr["no_target"] and tr["reasoning"] > 0
     rows = [json.loads(x) for x in (tmp_path / "data/chat/train.jsonl").read_text().splitlines()]
@@ -166,7 +172,7 @@ def test_predict_resumes_only_the_same_run(catalog, tmp_path):
     from ragtune.rog.evaluate import RogEvalConfig, predict
 
     kg, qs, d = catalog
-    build_data(kg, split_questions(qs, 0, 0.2), tmp_path / "data")
+    build_data(kg, split_questions(qs, 0, 0.2), BuildDataConfig(out=str(tmp_path / "data")))
     cfg = RogEvalConfig(
         kg=str(d / "kg"),
         data=str(tmp_path / "data"),
@@ -232,3 +238,65 @@ def test_grounded_answers_are_path_ends(catalog, tiny_model):
         assert set(a) <= set(c)
     assert answers[2] == []
     assert any(answers[:2])  # the trie leads it to name at least one candidate
+
+
+def _chat(path):
+    return [json.loads(x)["messages"] for x in path.read_text().splitlines()]
+
+
+def test_build_data_cli_honours_targets_and_gold_first(catalog, tmp_path):
+    """`rog build-data --targets/--gold-first` change the data written, not only the manifest."""
+    import dataclasses
+
+    kg, qs, d = catalog
+    # questions whose data names its own relation path (has_genre), unlike the shortest one
+    one = [q for q in qs if q.question.startswith("who directed ") and "films" not in q.question]
+    qf = tmp_path / "gold.jsonl"
+    qf.write_text(
+        "".join(
+            json.dumps(dataclasses.replace(q, gold_relations=[["has_genre"]]).to_dict()) + "\n"
+            for q in one
+        )
+    )
+
+    def build(name, questions, *flags):
+        out = tmp_path / name
+        main(
+            ["rog", "build-data", str(d / "kg"), str(questions), "--out", str(out), "--test", "0"]
+            + list(flags)
+        )
+        return out
+
+    def targets(out):
+        return {
+            m[1]["content"]
+            for m in _chat(out / "chat/train.jsonl")
+            if PLAN_INSTRUCTION in m[0]["content"]
+        }
+
+    assert targets(build("auto", qf)) == {"<PATH>has_genre</PATH>"}
+    short = build("short", qf, "--targets", "shortest")
+    assert targets(short) == {"<PATH>directed_by</PATH>"}
+    assert json.loads((short / "manifest.json").read_text())["targets"] == "shortest"
+
+    # gold_first: the share of reasoning examples listing the gold plans' paths first
+    def ordered_share(out) -> float:
+        by_q = {q.question: q for q in qs}
+        ordered = n = 0
+        for m in _chat(out / "chat/train.jsonl"):
+            if "Reasoning Paths:" not in m[0]["content"]:
+                continue
+            body = m[0]["content"].split("Reasoning Paths:\n")[1].split("\n\nQuestion:\n")
+            q = by_q[body[1].rstrip("?")]
+            gold = {tuple(p) for p in training_targets(kg, q)}
+            is_gold = [tuple(line.split(" -> ")[1::2]) in gold for line in body[0].split("\n")]
+            if all(is_gold) or not any(is_gold):
+                continue  # no noise paths (or no gold ones): order says nothing
+            n += 1
+            ordered += is_gold == sorted(is_gold, reverse=True)
+        return ordered / n
+
+    all_q = tmp_path / "all.jsonl"
+    all_q.write_text("".join(json.dumps(q.to_dict()) + "\n" for q in qs))
+    assert ordered_share(build("first", all_q, "--gold-first", "1")) == 1.0
+    assert ordered_share(build("never", all_q, "--gold-first", "0")) < 0.6
