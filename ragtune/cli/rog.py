@@ -81,6 +81,10 @@ class RogAskConfig:
     model: str = field(default="smollm2-135m", metadata={"help": "LM spec (reasoner)."})
     adapter: str | None = field(default=None, metadata={"help": "LoRA adapter (rog train)."})
     planner: str | None = field(default=None, metadata={"help": "Planner spec (default: model)."})
+    planner_adapter: str | None = field(
+        default=None,
+        metadata={"help": "LoRA adapter of the planner (on --planner, else on --model)."},
+    )
     entities: list[str] = field(
         default_factory=list, metadata={"help": "Topic entities (default: found in the question)."}
     )
@@ -102,11 +106,11 @@ def run_ask(cfg: RogAskConfig):
 
     from ragtune.kg import KG
     from ragtune.llm.spec import load_lm
-    from ragtune.rog.pipeline import RoG
+    from ragtune.rog.pipeline import RoG, load_planner
 
     kg = KG.open(cfg.kg)
     lm = load_lm(cfg.model, adapter=cfg.adapter)
-    planner = load_lm(cfg.planner) if cfg.planner else None
+    planner = load_planner(cfg.model, cfg.planner, cfg.planner_adapter)
     rog = RoG(
         kg,
         lm,

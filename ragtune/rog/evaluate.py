@@ -41,6 +41,10 @@ class RogEvalConfig:
     planner: str | None = field(
         default=None, metadata={"help": "Planner model spec (default: the reasoner's model)."}
     )
+    planner_adapter: str | None = field(
+        default=None,
+        metadata={"help": "LoRA adapter of the planner (on --planner, else on --model)."},
+    )
     modes: list[str] = field(
         default_factory=lambda: ["lm", "paths", "rog", "constrained", "grounded"],
         metadata={"help": "Which of lm, paths, rog, constrained, grounded to run."},
@@ -62,7 +66,7 @@ def predict(cfg: RogEvalConfig, progress=None) -> dict:
     from ragtune.kg import KG
     from ragtune.llm.spec import load_lm
     from ragtune.rog.data import load_split
-    from ragtune.rog.pipeline import MODES, RoG
+    from ragtune.rog.pipeline import MODES, RoG, load_planner
 
     bad = [m for m in cfg.modes if m not in MODES]
     if bad:
@@ -75,7 +79,7 @@ def predict(cfg: RogEvalConfig, progress=None) -> dict:
         qs = qs[: cfg.limit]
     kw = {"threads": cfg.threads} if cfg.threads else {}
     lm = load_lm(cfg.model, adapter=cfg.adapter, **kw)
-    planner = load_lm(cfg.planner, **kw) if cfg.planner else None
+    planner = load_planner(cfg.model, cfg.planner, cfg.planner_adapter, **kw)
     rog = RoG(
         kg,
         lm,
@@ -135,6 +139,7 @@ _RUN_KEYS = (
     "model",
     "adapter",
     "planner",
+    "planner_adapter",
     "split",
     "hops",
     "max_paths",

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from ragtune.errors import ConfigError
 from ragtune.rog.metrics import normalize
 from ragtune.rog.planner import Planner
 from ragtune.rog.prompts import no_graph_messages, parse_answers, reason_messages
 from ragtune.rog.retrieve import Grounded, all_paths, plan_exists, retrieve_paths
+
+if TYPE_CHECKING:
+    from ragtune.llm.base import LM
 
 MODES = ("lm", "paths", "rog", "constrained", "grounded")
 
@@ -179,6 +183,26 @@ class RoG:
             del g.rendered[-drop:]
             del g.paths[-drop:]
             g.truncated = True
+
+
+def load_planner(
+    model: str, planner: str | None = None, adapter: str | None = None, **kw
+) -> LM | None:
+    """The planner LM of `--planner`/`--planner-adapter`; None: RoG plans with the reasoner.
+
+    An adapter without `planner` goes on the reasoner's base `model`: a planner trained
+    apart from the reasoner (or the reasoner is an endpoint and the planner a local LoRA).
+    """
+    if not planner and not adapter:
+        return None
+    if not planner and model.startswith("openai:"):
+        raise ConfigError(
+            f"planner_adapter {adapter!r} needs a local base model, but the reasoner {model!r} "
+            "is an endpoint; name the planner's base model with --planner"
+        )
+    from ragtune.llm.spec import load_lm
+
+    return load_lm(planner or model, adapter=adapter, **kw)
 
 
 def _seed(question: str) -> int:

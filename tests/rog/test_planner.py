@@ -73,3 +73,52 @@ def test_token_trie():
     t = TokenTrie([[1, 2, 3], [1, 4]])
     assert sorted(t.next_tokens([1])) == [2, 4] and t.next_tokens([1, 2]) == [3]
     assert t.next_tokens([9]) == []
+
+
+def test_cli_ask_and_predict_load_the_planner_adapter(
+    planner_adapter, tiny_model, tmp_path, capsys
+):
+    """`rog ask/predict --planner M --planner-adapter A`: a trained planner from the CLI."""
+    from ragtune.cli import main
+    from ragtune.kg import KG
+
+    adapter, _ = planner_adapter
+    triples = [
+        ("person1", "parents", "Pat"),
+        ("person1", "children", "Chris"),
+        ("person2", "spouse", "Sam"),
+        ("Sam", "nationality", "Velish"),
+        ("person2", "children", "Kim"),
+    ]
+    KG.build(triples, tmp_path / "kg")
+    plan = ["--planner", str(tiny_model), "--planner-adapter", str(adapter)]
+    q = "what is the parent of person1"
+    main(
+        ["rog", "ask", str(tmp_path / "kg"), q, "--model", "dummy", "--mode", "constrained"]
+        + ["--entities", "person1", "--json", *plan]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["plans"][0]["relations"] == ["parents"]
+
+    qs = [
+        {"id": "a", "question": q, "answers": ["Pat"], "entities": ["person1"]},
+        {
+            "id": "b",
+            "question": "what is the nation of person2",
+            "answers": ["Velish"],
+            "entities": ["person2"],
+        },
+    ]
+    (tmp_path / "data/questions").mkdir(parents=True)
+    (tmp_path / "data/questions/test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in qs))
+    main(
+        ["rog", "predict", "--kg", str(tmp_path / "kg"), "--data", str(tmp_path / "data")]
+        + ["--out", str(tmp_path / "ev"), "--model", "dummy", "--modes", "constrained", *plan]
+    )
+    rows = [
+        json.loads(x)
+        for x in (tmp_path / "ev/predictions-constrained.jsonl").read_text().splitlines()
+    ]
+    assert [r["plans"][0]["relations"] for r in rows] == [["parents"], ["spouse", "nationality"]]
+    # the adapter is one of the run's settings: a resume with another planner is refused
+    assert json.loads((tmp_path / "ev/run.json").read_text())["planner_adapter"] == str(adapter)
