@@ -12,6 +12,7 @@ Heavy dependencies (torch, transformers, faiss, tantivy) load only when first us
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from ragtune.errors import (
@@ -25,6 +26,13 @@ from ragtune.errors import (
 )
 
 __version__ = "0.1.0"
+
+# peft reads transformers' deprecated `is_gradient_checkpointing` whenever it wraps a model
+# (PeftModel.__init__), so every LoRA load and training run printed a FutureWarning that no
+# ragtune user can act on. Only that one message is silenced.
+warnings.filterwarnings(
+    "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ragtune.llm import LM, load_lm

@@ -21,6 +21,8 @@ class DummyLM(LM):
     """Scripted replies; records every conversation it saw in `.calls`."""
 
     name = "dummy"
+    local = True
+    can_prefill = True
 
     def __init__(self, replies: Sequence[str] | Callable[[Messages], str] | None = None) -> None:
         super().__init__()

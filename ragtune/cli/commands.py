@@ -108,6 +108,10 @@ class AskConfig:
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy."})
     threads: int | None = field(default=None, metadata={"help": "CPU threads for a local model."})
     json: bool = field(default=False, metadata={"help": "Print the full result as JSON."})
+    show_reasoning: bool = field(
+        default=False,
+        metadata={"help": "Also print a tuned model's chain of thought (RAFT adapters)."},
+    )
 
 
 def load_rag(cfg):
@@ -136,18 +140,20 @@ def run_ask(cfg: AskConfig):
     if cfg.json:
         print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=2))
     else:
-        print_answer(ans)
+        print_answer(ans, reasoning=cfg.show_reasoning)
     return ans
 
 
-def print_answer(ans) -> None:
+def print_answer(ans, reasoning: bool = False) -> None:
     console.print(f"[bold]Q:[/] {ans.question}", highlight=False)
+    if reasoning and ans.reasoning:
+        console.print(f"[dim]reasoning:[/] {ans.reasoning}", highlight=False)
     console.print(f"[bold]A:[/] {ans.answer}", highlight=False)
     if not ans.citations:
         console.print("   [dim](no source supports this answer)[/]")
     for c in ans.citations:
         where = c.source + (f" p.{c.page}" if c.page else "")
-        how = "" if c.method == "model" else " (attributed by word overlap)"
+        how = {"model": "", "quote": " (quoted)"}.get(c.method, " (attributed by word overlap)")
         console.print(f"   [cyan][{c.n}][/] {where}{how}: “{c.quote[:160]}”", highlight=False)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ragtune.errors import LLMError
 
@@ -72,6 +73,14 @@ class LM:
 
     name: str = "lm"
     context_window: int = 8192
+    # Declared capabilities: callers ask these, never the spec string or the class.
+    local: bool = False  # runs in this process (threads, devices and adapters apply)
+    can_score: bool = False  # `score` gives log-probabilities of continuations
+    can_stream: bool = False  # `stream` yields pieces as they are generated
+    can_prefill: bool = False  # a trailing assistant message is continued, not answered
+    # The prompt format a tuned model was trained on (ragtune.rag.formats.PromptFormat); None:
+    # an untuned model, asked in the `rag` format.
+    prompt_format: Any = None
 
     def __init__(self) -> None:
         self.usage = Usage()

@@ -19,6 +19,8 @@ STOP_CACHE = 16  # stop lists whose criteria are kept (least recently used dropp
 
 
 class TransformersLM(LM):
+    local = can_score = can_stream = can_prefill = True
+
     def __init__(
         self,
         path: str | Path,
@@ -68,6 +70,11 @@ class TransformersLM(LM):
             self.tokenizer = grow_for_adapter(model, self.tokenizer, adapter)
             self.tokenizer.padding_side = "left"
             model = PeftModel.from_pretrained(model, str(adapter))
+            from ragtune.rag.formats import adapter_format
+
+            # ask the tuned model in the format it was trained on (ragtune.json, by ragtune train)
+            self.prompt_format = adapter_format(adapter)
+        self.adapter = str(adapter) if adapter is not None else None
         self.model = model.eval()
         self.batch_size = batch_size
         self._stops: OrderedDict[tuple[str, ...], object] = OrderedDict()

@@ -117,6 +117,8 @@ class OpenAILM(LM):
     "malformed".
     """
 
+    can_score = True  # through /v1/completions with echo + logprobs, where the endpoint has it
+
     def __init__(
         self,
         model: str,

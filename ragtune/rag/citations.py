@@ -50,3 +50,13 @@ def best_span(answer: str, doc: str) -> tuple[int, int]:
     aw = _words(_CITE.sub(" ", answer))
     spans = sentence_spans(doc) or [(0, len(doc))]
     return max(spans, key=lambda se: (len(aw & _words(doc[se[0] : se[1]])), -se[0]))
+
+
+def find_quote(quote: str, doc: str) -> tuple[int, int] | None:
+    """(start, end) of `quote` in `doc`, matched case-insensitively with any run of whitespace
+    for a space (a model re-wraps lines as it copies them), or None when it is not there."""
+    words = quote.split()
+    if not words:
+        return None
+    m = re.search(r"\s+".join(re.escape(w) for w in words), doc, re.I)
+    return (m.start(), m.end()) if m else None

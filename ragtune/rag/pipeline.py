@@ -1,9 +1,9 @@
 """Retrieve → fit documents to the context window → generate → attribute citations.
 
-    from ragtune import RAG
-    rag = RAG("out/index", "smollm2-135m")
-    ans = rag.ask("How do I open a vault?")
-    ans.answer, [c.source for c in ans.citations]
+from ragtune import RAG
+rag = RAG("out/index", "smollm2-135m")
+ans = rag.ask("How do I open a vault?")
+ans.answer, [c.source for c in ans.citations]
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.llm.base import LM
-from ragtune.rag.citations import best_span, cited_numbers, overlap_attribution
-from ragtune.rag.prompt import DEFAULT_STOP, SYSTEM_PROMPT, build_messages, fit_documents
+from ragtune.rag.citations import best_span, cited_numbers, find_quote, overlap_attribution
+from ragtune.rag.formats import SYSTEM_PROMPT, PromptFormat, format_of, get_format
+from ragtune.rag.prompt import DEFAULT_STOP, fit_documents
 from ragtune.retrieval.index import Index
 
 
@@ -41,10 +42,12 @@ class Citation:
     title: str | None
     page: int | None
     score: float
-    quote: str  # the sentence of the document the answer rests on
+    quote: str  # the span of the document the answer rests on
     start: int  # its character offsets in the chunk text
     end: int
-    method: str  # "model": the model wrote [n]; "overlap": attributed by shared words
+    # "quote": the model quoted this span (##begin_quote##, a RAFT-tuned model); "model": it
+    # wrote [n]; "overlap": attributed by shared words
+    method: str
 
 
 @dataclass
@@ -55,6 +58,9 @@ class Answer:
     documents: list[Retrieved]
     usage: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    # the model's whole reply when it reasoned before answering (a RAFT chain of thought); the
+    # answer above is then its final answer
+    reasoning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +78,7 @@ class RAG:
         max_context_tokens: int = 2048,
         system_prompt: str | None = SYSTEM_PROMPT,
         stop: list[str] | None = None,
+        prompt_format: PromptFormat | str | None = None,
     ) -> None:
         from ragtune.llm.spec import load_lm
 
@@ -79,7 +86,13 @@ class RAG:
         self.lm = load_lm(lm) if isinstance(lm, str) else lm
         self.k, self.method, self.max_tokens = k, method, max_tokens
         self.max_context_tokens = max_context_tokens
-        self.system_prompt = system_prompt
+        # A tuned model is asked as it was trained (its adapter's recorded format); an untuned
+        # one gets the `rag` format with `system_prompt`.
+        if isinstance(prompt_format, str):
+            prompt_format = get_format(prompt_format)
+        fmt = prompt_format or format_of(self.lm)
+        self.format = fmt.with_system(system_prompt) if fmt.name == "rag" else fmt
+        self.system_prompt = self.format.system
         self.stop = list(DEFAULT_STOP if stop is None else stop)
 
     def retrieve(self, question: str, k: int | None = None) -> list[tuple[Any, float]]:
@@ -97,7 +110,7 @@ class RAG:
         t1 = time.perf_counter()
         prompts, placed = [], []
         for q, hs in zip(questions, hits, strict=True):
-            base = self.lm.count_tokens(build_messages(q, [], self.system_prompt)[-1]["content"])
+            base = self.lm.count_tokens(self.format.user_text(q, []))
             if self.system_prompt:
                 base += self.lm.count_tokens(self.system_prompt)
             # Budget: the window less the answer, the question/system text and template slack.
@@ -117,16 +130,19 @@ class RAG:
                 for i, ((c, s), t) in enumerate(zip(hs, texts, strict=False))
             ]
             placed.append(docs)
-            prompts.append(build_messages(q, texts, self.system_prompt))
+            prompts.append(self.format.messages(q, texts if self.format.documents else []))
         outs = self.lm.generate(prompts, max_tokens=max_tokens, **gen)
         t2 = time.perf_counter()
         answers = []
         for q, docs, out in zip(questions, placed, outs, strict=True):
+            reply = self.format.parse(out.text)
             answers.append(
                 Answer(
                     question=q,
-                    answer=out.text,
-                    citations=_citations(out.text, docs),
+                    answer=reply.answer,
+                    reasoning=reply.reasoning,
+                    citations=_quote_citations(reply.quotes, docs)
+                    or _citations(reply.answer, docs),
                     documents=docs,
                     usage={
                         "prompt_tokens": out.prompt_tokens,
@@ -139,6 +155,33 @@ class RAG:
                 )
             )
         return answers
+
+
+def _quote_citations(quoted: list[str], docs: list[Retrieved]) -> list[Citation]:
+    """One citation per quoted span found verbatim (up to case and whitespace) in a document;
+    a quote that is in no document (made up by the model) cites nothing."""
+    out = []
+    for q in quoted:
+        for d in docs:
+            span = find_quote(q, d.text)
+            if span:
+                s, e = span
+                out.append(
+                    Citation(
+                        d.n,
+                        d.chunk_id,
+                        d.source,
+                        d.title,
+                        d.page,
+                        d.score,
+                        d.text[s:e],
+                        s,
+                        e,
+                        "quote",
+                    )
+                )
+                break
+    return out
 
 
 def _citations(answer: str, docs: list[Retrieved]) -> list[Citation]:

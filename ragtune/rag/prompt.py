@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-SYSTEM_PROMPT = (
-    "You answer questions using only the numbered documents you are given. "
-    "Cite the documents you used with their numbers in square brackets, like [1]. "
-    "Answer briefly, in one or two sentences. "
-    "If the documents do not contain the answer, say that you do not know."
-)
+from ragtune.rag.formats import SYSTEM_PROMPT, get_format, render_document
+
 # Small models tend to go on to invent the next question; stop them there.
 DEFAULT_STOP = ["\nQuestion:", "\n\n\n"]
-
-
-def render_document(n: int, text: str) -> str:
-    return f"[{n}] <DOCUMENT>{text}</DOCUMENT>"
 
 
 def fit_documents(
@@ -52,8 +44,6 @@ def fit_documents(
 
 
 def build_messages(question: str, docs: Sequence[str], system: str | None = SYSTEM_PROMPT):
-    """Chat messages: the system instruction, then the documents followed by the question."""
-    blocks = "\n".join(render_document(i + 1, d) for i, d in enumerate(docs))
-    user = f"{blocks}\n\nQuestion: {question.strip()}" if docs else f"Question: {question.strip()}"
-    msgs = [{"role": "system", "content": system}] if system else []
-    return msgs + [{"role": "user", "content": user}]
+    """The `rag` format's chat messages: the system instruction, the numbered documents, then
+    the question (ragtune.rag.formats holds every format)."""
+    return get_format("rag").with_system(system).messages(question, docs)

@@ -309,6 +309,8 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
                 "ragtune": extra,
             }
 
+        fmt = getattr(rag, "format", None) if req.mode != "rog" else None
+        reasons = bool(fmt is not None and fmt.reasons)
         run = _StreamRun(ticket, work, request.is_disconnected)
         first = await run.next()
         if first is _END and run.error is not None:  # failed before a word: a proper status
@@ -331,11 +333,15 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
             try:
                 yield chunk({"role": "assistant", "content": ""})
                 item, started = first, False
+                # A model that reasons first (a RAFT adapter) streams its chain of thought as
+                # `reasoning_content` (vLLM's and DeepSeek's field) and its final answer, once
+                # parsed, as `content`, so a client shows the answer without the markers.
+                field = "reasoning_content" if reasons else "content"
                 while item is not _END:
                     piece = item if started else item.lstrip()
                     if piece:
                         started = True
-                        yield chunk({"content": piece})
+                        yield chunk({field: piece})
                     item = await run.next()
                 if run.error is not None:
                     resp = _error_for(run.error)
@@ -345,7 +351,7 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
                 text, finish, usage, extra = _outcome(
                     req.mode, run.result, lm, question, max_tokens
                 )
-                if req.mode == "rog" and text:  # RoG does not stream: its answer comes whole
+                if (req.mode == "rog" or reasons) and text:  # the answer comes whole
                     yield chunk({"content": text})
                 yield chunk({}, finish, usage=usage, ragtune=extra)
                 if include_usage:  # OpenAI's usage chunk: no choices
@@ -465,6 +471,8 @@ def _outcome(mode: str, result: Any, lm: Any, question: str, max_tokens: int):
         "citations": d["citations"],
         "documents": d["documents"],
         "seconds": d.get("seconds", {}),
+        # a tuned model's chain of thought (the answer above is its final answer), else None
+        "reasoning": d.get("reasoning"),
     }
     return result.answer, finish, _usage(pt, ct), extra
 

@@ -436,7 +436,7 @@ def train(
             p.data = w
         undo_fast()
     if not interrupted:
-        _save_adapter(model, tok, out / "adapter")
+        _save_adapter(model, tok, out / "adapter", adapter_info(cfg, base_path))
         for ck in _checkpoints(out):
             remove_dir(ck)  # a half-deleted checkpoint would be resumed from next time
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
@@ -462,12 +462,52 @@ def _frozen_to_bf16(model) -> dict:
     return kept
 
 
-def _save_adapter(model, tok, path: Path) -> None:
+def adapter_info(cfg: TrainConfig, base_path: str) -> dict:
+    """What an adapter was trained on, saved beside it (ragtune.rag.formats.ADAPTER_INFO): the
+    prompt format its training examples used (so ask/serve/eval ask it the same way), the base
+    model, and the data manifest's hash (which build of the data it learned)."""
+    import hashlib
+
+    data = Path(cfg.data)
+    manifest = data / "manifest.json" if data.is_dir() else None
+    meta: dict = {}
+    digest = None
+    if manifest is not None and manifest.exists():
+        raw = manifest.read_bytes()
+        digest = hashlib.sha256(raw).hexdigest()
+        meta = json.loads(raw)
+    settings = meta.get("settings") or {}  # a RAFT build keeps its config under "settings"
+    if cfg.view == "dsf":
+        fmt = "dsf"
+    elif cfg.view == "text":
+        fmt = None  # continued pre-training: no prompt of its own, asked like the base model
+    elif "distractors" in settings:  # a RAFT build: its instruction is the `raft` format
+        fmt = "raft"
+    elif "max_hops" in meta:  # a `rog build-data` directory (its config at the top level)
+        fmt = "rog"
+    else:
+        fmt = "chat"  # chat data from elsewhere: its own prompts, not a RAG format
+    return {
+        "prompt_format": fmt,
+        "system_prompt": settings.get("system_prompt") if fmt == "raft" else None,
+        "view": cfg.view,
+        "base_model": cfg.model,
+        "base_path": base_path,
+        "data": str(cfg.data),
+        "data_manifest_sha256": digest,
+    }
+
+
+def _save_adapter(model, tok, path: Path, info: dict | None = None) -> None:
+    from ragtune.rag.formats import ADAPTER_INFO
+
     with staged_dir(path, marker="adapter_config.json", what="adapter") as tmp:
         # Added tokens train as peft "trainable tokens" (their rows are saved); the resized
         # embedding matrix itself need not be (peft would save all of it: ~110 MB here).
         model.save_pretrained(tmp, save_embedding_layers=False)
         tok.save_pretrained(tmp)
+        if info is not None:
+            (tmp / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
 def evaluate_loss(model, examples, pad: int, batch_tokens: int) -> float:
