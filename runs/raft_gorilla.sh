@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # RAFT on real data: Gorilla APIBench, HuggingFace domain (not shipped: ../shared/data/raft), on
-# CPU with the bundled SmolLM2-135M. The commands behind docs/results.md.
-#   bash runs/raft_gorilla.sh                 # ~1 h on 2 cores; every step resumes if re-run
-# Choices that fit a CPU hour: each API record rendered compactly (domain, api_name, api_call,
-# description cut to 100 characters), 3 distractors per training example, 60% of one RAFT epoch,
-# one DSF epoch, 40 questions per point of the distractor sweep.
-# The second run in docs/results.md:
+# CPU with the bundled SmolLM2-135M. Builds RAFT data (ragtune raft from-qa gorilla), trains a DSF
+# adapter (or reuses one, DSF=...) and a RAFT adapter, then runs ragtune eval. Every step resumes
+# if re-run.
+#   bash runs/raft_gorilla.sh        # the defaults below: ~1 h on 2 cores
+# docs/results.md ("RAFT on Gorilla") uses it for the first two steps of its recipe, then
+# continues training the RAFT adapter with plain ragtune commands listed there:
 #   OUT=runs/out/v2 K=4 DMODE=mixed RAFT_EPOCHS=1 DSF_EPOCHS=2 DSF_FLAGS="--batch-tokens 512" \
-#       bash runs/raft_gorilla.sh        # ~85 min
-# The third (a CoT that names the task first; the second run's DSF adapter):
+#       bash runs/raft_gorilla.sh    # the DSF adapter
 #   OUT=runs/out/v3 K=4 DMODE=mixed RAFT_EPOCHS=1 API_COT=task DSF=runs/out/v2/gorilla/dsf \
-#       bash runs/raft_gorilla.sh
+#       bash runs/raft_gorilla.sh    # task-first CoT, first RAFT epoch
+# Knobs (environment variables, defaults below): DATA, OUT, RT, K, DMODE, RAFT_EPOCHS,
+# DSF_EPOCHS, DSF_FLAGS, API_COT, DOC_ORDER, RERANK, DSF, SWEEP_Q. Records are always rendered
+# compactly (domain, api_name, api_call, description cut to 100 characters). The eval here
+# generates at most 128 tokens, which cuts many task-first CoT answers (API_COT=task): rerun
+# ragtune eval with --max-tokens 256 to score them, as docs/results.md does.
 set -euo pipefail
 DATA=${DATA:-../shared/data/raft/gorilla_huggingface}
 O=${OUT:-runs/out}/gorilla
 RT=${RT:-.venv/bin/ragtune}
-RAFT_EPOCHS=${RAFT_EPOCHS:-0.6}
-SWEEP_Q=${SWEEP_Q:-40}
+RAFT_EPOCHS=${RAFT_EPOCHS:-0.6}   # RAFT training epochs (fractions allowed)
+SWEEP_Q=${SWEEP_Q:-40}       # test questions per point of the distractor sweep
 K=${K:-3}                    # training distractors per example
 DMODE=${DMODE:-random}       # random | hard | mixed (see ragtune raft from-qa --help)
-DSF_EPOCHS=${DSF_EPOCHS:-1}
+DSF_EPOCHS=${DSF_EPOCHS:-1}  # DSF (question -> call) training epochs
 DSF_FLAGS=${DSF_FLAGS:-}     # e.g. "--batch-tokens 1024" for more, smaller steps
 API_COT=${API_COT:-call}     # call | task (see ragtune raft from-qa --help)
 DOC_ORDER=${DOC_ORDER:-shuffle}  # shuffle | dense (training prompts best-match first)
