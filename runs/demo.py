@@ -34,6 +34,7 @@ def main() -> None:
     from ragtune.examples import GLIMMERDB, GLIMMERDB_QUESTIONS
     from ragtune.llm import load_lm
     from ragtune.rag import RAG
+    from ragtune.train.data import read_split
 
     con = Console()
     t0 = time.time()
@@ -68,7 +69,7 @@ def main() -> None:
             restart=True,
         )
     )
-    ex = json.loads(open(f"{args.out}/raft/raw/train.jsonl").readline())
+    ex = read_split(f"{args.out}/raft/raw/train.jsonl")[0]
     con.print(f"[bold]example question:[/] {ex['question']}", highlight=False)
     con.print(
         f"[bold]{len(ex['documents'])} documents[/], oracle at position "

@@ -33,6 +33,7 @@ from ragtune.errors import ConfigError, DataError
 from ragtune.eval.metrics import score
 from ragtune.raft.examples import DistractorPicker, instruction, item_rng
 from ragtune.store import check_same_run, read_log
+from ragtune.train.data import find_split, read_split
 
 CONFIGS = ("base", "base+rag", "dsf", "dsf+rag", "raft")
 SWEEP_CONFIGS = ("base+rag", "dsf+rag", "raft")
@@ -44,7 +45,10 @@ class EvalConfig:
 
     data: str = field(
         default="",
-        metadata={"help": "RAFT output directory (uses raw/test.jsonl).", "required": True},
+        metadata={
+            "help": "RAFT output directory (uses raw/test.jsonl or raw/test.parquet).",
+            "required": True,
+        },
     )
     out: str = field(
         default="",
@@ -102,21 +106,25 @@ def _run_settings(cfg: EvalConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k not in skip}
 
 
-def _read(path: Path) -> list[dict]:
-    if not path.exists():
-        raise DataError(f"{path} not found; build the dataset with `ragtune raft build` first")
-    return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+def raw_rows(data: str | Path, split: str) -> list[dict]:
+    """The raw records of `split` of a RAFT output dir, jsonl or parquet (evaluation needs the
+    raw format: the question, gold answer, oracle and documents)."""
+    p = find_split(Path(data), "raw", split) if Path(data).is_dir() else None
+    if p is None:
+        raise DataError(
+            f"no raw/{split}.jsonl or raw/{split}.parquet under {data}; build the dataset with "
+            "`ragtune raft build` (with raw among --format)"
+        )
+    return read_split(p)
 
 
 def _pool(data: Path) -> list[str]:
     seen: set[str] = set()
     pool = []
     for s in ("train", "valid", "test"):
-        p = data / "raw" / f"{s}.jsonl"
-        if p.exists():
-            for r in _read(p):
+        p = find_split(data, "raw", s)
+        if p is not None:
+            for r in read_split(p):
                 for d in r["oracle"] + r["documents"]:
                     if d not in seen:
                         seen.add(d)
@@ -215,7 +223,7 @@ def evaluate(
     if bad:
         raise ConfigError(f"unknown configuration(s) {bad}; choose from {', '.join(CONFIGS)}")
     data, out = Path(cfg.data), Path(cfg.out)
-    rows = _read(data / "raw" / f"{cfg.split}.jsonl")[: cfg.limit or None]
+    rows = raw_rows(data, cfg.split)[: cfg.limit or None]
     if not rows:
         raise DataError(f"the {cfg.split} split of {data} is empty; build with a test share > 0")
     pool = _pool(data)

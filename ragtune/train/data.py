@@ -1,10 +1,13 @@
 """Training data → token ids with labels (loss on the completion only) → length-grouped batches.
 
 Sources (`TrainConfig.view`):
-    chat  jsonl with `messages` (RAFT's chat format: DIR/chat/{split}.jsonl) — loss on the last
+    chat  RAFT's chat format (DIR/chat/{split}.jsonl|parquet, `messages`), else its completion
+          (`prompt`, `completion`) or raw (`instruction`, `cot_answer`) format — loss on the last
           (assistant) message only
-    dsf   RAFT raw records (DIR/raw/{split}.jsonl): question → answer, no documents (DSF)
+    dsf   RAFT raw records (DIR/raw/{split}.jsonl|parquet): question → answer, no documents (DSF)
     text  raw domain text (files/folders; continued pre-training) — loss on every token
+
+`read_split` reads a built split in either --output-type; training and evaluation both use it.
 """
 
 from __future__ import annotations
@@ -26,33 +29,80 @@ class Example:
     labels: list[int]  # IGNORE on prompt tokens
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+SPLIT_TYPES = ("jsonl", "parquet")  # what `raft build --output-type` writes
+# the RAFT output folders each view can read, best first: the chat format is what the local
+# backend renders at inference; completion and raw hold the same prompt and target
+VIEW_DIRS = {"chat": ("chat", "completion", "raw"), "dsf": ("raw",), "raw": ("raw",)}
+
+
+def read_split(path: str | Path) -> list[dict]:
+    """The rows of a built split file (`.jsonl` or `.parquet`): the one reader of RAFT outputs."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(
+            "no such file; build the dataset with `ragtune raft build` first", path=str(p)
+        )
+    if p.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(p).to_pylist()
+        except (pa.ArrowException, OSError) as e:
+            raise DataError(f"not a readable parquet file ({e}); rebuild it", path=str(p)) from None
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(p, encoding="utf-8") as f:
         for ln, line in enumerate(f, 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as e:
-                    raise DataError(f"malformed JSON ({e.msg})", path=str(path), line=ln) from None
+                    raise DataError(f"malformed JSON ({e.msg})", path=str(p), line=ln) from None
     return rows
 
 
+def _types_first(data: Path) -> tuple[str, ...]:
+    """The output types, the one the dataset's manifest names first (when a folder holds both,
+    the last build's wins)."""
+    try:
+        first = json.loads((data / "manifest.json").read_text())["settings"]["output_type"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return SPLIT_TYPES
+    return (first, *(t for t in SPLIT_TYPES if t != first))
+
+
 def find_split(data: str | Path, view: str, split: str) -> Path | None:
-    """The jsonl of `split` for `view` under a RAFT output dir, or `data` itself if it is a file."""
+    """The file of `split` for `view` under a RAFT output dir (any format folder the view can
+    read, jsonl or parquet), or `data` itself if it is a file."""
     p = Path(data)
     if p.is_file():
         return p if split == "train" else None
-    sub = {"chat": "chat", "dsf": "raw"}.get(view, "")
-    for cand in (p / sub / f"{split}.jsonl", p / f"{split}.jsonl"):
-        if cand.exists():
-            return cand
+    types = _types_first(p)
+    for sub in (*VIEW_DIRS.get(view, ()), ""):
+        for t in types:
+            cand = p / sub / f"{split}.{t}"
+            if cand.is_file():
+                return cand
     return None
+
+
+def _completion_stop(path: Path) -> str:
+    """The stop marker `raft build` appended to the completion targets of `path`, if it is a
+    split of a RAFT output's completion folder ('' otherwise): the target ends with EOS instead,
+    or the model would learn to write the marker into its answers."""
+    if path.parent.name != "completion":
+        return ""
+    try:
+        m = json.loads((path.parent.parent / "manifest.json").read_text())
+        return str(m["settings"]["completion_stop"] or "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def conversations(path: Path, view: str) -> list[list[dict]]:
     """Chat conversations of a split: the last message is the target."""
-    rows = _read_jsonl(path)
+    rows = read_split(path)
+    stop = _completion_stop(path)
     out = []
     for i, r in enumerate(rows, 1):
         if view == "dsf":
@@ -76,15 +126,28 @@ def conversations(path: Path, view: str) -> list[list[dict]]:
                 )
             out.append(msgs)
         elif "prompt" in r and "completion" in r:
+            target = r["completion"]
+            if stop and target.endswith(stop):
+                target = target[: -len(stop)]
             out.append(
                 [
                     {"role": "user", "content": r["prompt"]},
-                    {"role": "assistant", "content": r["completion"]},
+                    {"role": "assistant", "content": target},
+                ]
+            )
+        elif "instruction" in r and "cot_answer" in r:  # RAFT raw records
+            out.append(
+                [
+                    {"role": "user", "content": r["instruction"]},
+                    {"role": "assistant", "content": r["cot_answer"]},
                 ]
             )
         else:
             raise DataError(
-                "expected 'messages', or 'prompt' and 'completion'", path=str(path), line=i
+                "expected 'messages', 'prompt' and 'completion', or 'instruction' and "
+                "'cot_answer' (RAFT's chat, completion or raw format)",
+                path=str(path),
+                line=i,
             )
     return out
 

@@ -128,8 +128,7 @@ def test_rerank_orders_each_prompt_by_similarity(tmp_path, monkeypatch):
         lm.calls.clear()
         evaluate(EvalConfig(**base, out=str(tmp_path / how), rerank=how))
         seen[how] = [m[-1]["content"] for m in lm.calls]
-    # the test split's size depends on the groups' hash, and groups name the (tmp) file path
-    rows = compare._read(tmp_path / "raft" / "raw" / "test.jsonl")[:4]
+    rows = compare.raw_rows(tmp_path / "raft", "test")[:4]
     assert rows and len(seen["none"]) == len(seen["dense"]) == 2 * len(rows)  # main + sweep
 
     def docs(prompt):
@@ -172,3 +171,36 @@ def test_answers_cut_at_max_tokens_are_counted_and_announced(tmp_path, monkeypat
     # a resumed run reads the counts back from the log instead of generating again
     monkeypatch.setattr(compare._Models, "get", lambda self, c: pytest.fail("generated again"))
     assert evaluate(cfg)["cut_at_max_tokens"] == res["cut_at_max_tokens"]
+
+
+@pytest.mark.parametrize("output_type", ["jsonl", "parquet"])
+def test_eval_reads_the_raw_split_in_either_output_type(tmp_path, monkeypatch, output_type):
+    """`raft build --output-type parquet` writes raw/test.parquet: eval reads it (it looked for
+    .jsonl only), and the table is the one the jsonl build gives."""
+    from ragtune.testing import DummyLM
+
+    recs = write_short_api(tmp_path / "api.jsonl")
+    rc = RaftConfig(
+        out=str(tmp_path / "raft"),
+        distractors=2,
+        questions=1,
+        test_fraction=0.3,
+        output_type=output_type,
+    )
+    m = Builder(rc, *corpus_units([str(recs)], rc)).run()
+    lm = DummyLM(lambda msgs: "<ANSWER>: zz.op1(a)")
+    monkeypatch.setattr(compare._Models, "get", lambda self, c: lm)
+    cfg = EvalConfig(
+        data=str(tmp_path / "raft"),
+        out=str(tmp_path / "eval"),
+        configs=["base", "base+rag"],
+        sweep_configs=["base+rag"],
+        sweep=[1],
+        k=2,
+    )
+    res = evaluate(cfg)
+    assert res["n"] == m["counts"]["test"] > 0
+    assert len(lm.calls) == 3 * res["n"]
+    # the sweep's distractors come from every split's documents
+    prompts = [c[-1]["content"] for c in lm.calls[2 * res["n"] :]]
+    assert all(p.count("<DOCUMENT>") == 2 for p in prompts)
