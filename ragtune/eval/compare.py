@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import ConfigError, DataError
-from ragtune.eval.metrics import score
+from ragtune.eval.metrics import refusal_stats, score
 from ragtune.raft.examples import DistractorPicker, instruction, item_rng
 from ragtune.store import check_same_run, read_log
 from ragtune.train.data import find_split, read_split
@@ -88,6 +88,14 @@ class EvalConfig:
         default_factory=lambda: list(SWEEP_CONFIGS),
         metadata={"help": "Configurations in the sweep."},
     )
+    oracle_free: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "Distractor counts (>= 1) for oracle-free prompts: k distractors, no oracle; "
+            "reports how often each sweep configuration refuses and the precision of the "
+            "answers it gives (empty: none)."
+        },
+    )
     limit: int | None = field(
         default=None, metadata={"help": "Evaluate the first N questions only."}
     )
@@ -102,7 +110,7 @@ class EvalConfig:
 
 def _run_settings(cfg: EvalConfig) -> dict[str, Any]:
     """What a cell's predictions depend on (not where they go, nor which cells are asked for)."""
-    skip = {"out", "configs", "sweep", "sweep_configs", "threads"}
+    skip = {"out", "configs", "sweep", "sweep_configs", "oracle_free", "threads"}
     return {k: v for k, v in asdict(cfg).items() if k not in skip}
 
 
@@ -169,6 +177,15 @@ def _run(
     return outs, cut
 
 
+def oracle_free_documents(
+    picker: DistractorPicker, row: dict[str, Any], k: int, seed: int
+) -> list[str]:
+    """k distractors for one test row and no oracle, in prompt order."""
+    rng = item_rng(seed, f"oracle-free:{k}:{row['id']}")
+    docs = picker.pick(row["question"], row["oracle"], k, rng)
+    return [docs[j] for j in rng.permutation(len(docs))]
+
+
 def sweep_documents(
     picker: DistractorPicker, row: dict[str, Any], k: int, seed: int
 ) -> tuple[list[str], np.ndarray]:
@@ -222,6 +239,11 @@ def evaluate(
     ]
     if bad:
         raise ConfigError(f"unknown configuration(s) {bad}; choose from {', '.join(CONFIGS)}")
+    if any(k < 1 for k in cfg.oracle_free):
+        raise ConfigError(
+            f"--oracle-free {cfg.oracle_free}: every count must be >= 1 (with no documents at "
+            "all, the base and dsf rows of the main table already show it)"
+        )
     data, out = Path(cfg.data), Path(cfg.out)
     rows = raw_rows(data, cfg.split)[: cfg.limit or None]
     if not rows:
@@ -237,6 +259,11 @@ def evaluate(
         "sweep": {},
         # per cell: answers that hit --max-tokens (a cut-off answer scores as wrong)
         "cut_at_max_tokens": {},
+        # per cell, over the questions whose prompt lacks the oracle (no documents; retrieval
+        # missed it; oracle-free prompts): how often the model refuses, and how precise the
+        # answers it does give are
+        "refusals": {},
+        "oracle_free": {},
         "examples": [],
     }
 
@@ -250,9 +277,8 @@ def evaluate(
     if rerank:
         contexts = rerank(contexts, [r["question"] for r in rows])
     rag_prompts = [instruction(c, r["question"]) for r, c in zip(rows, contexts, strict=True)]
-    recall = float(
-        np.mean([any(o in c for o in r["oracle"]) for r, c in zip(rows, contexts, strict=True)])
-    )
+    retrieved = [any(o in c for o in r["oracle"]) for r, c in zip(rows, contexts, strict=True)]
+    recall = float(np.mean(retrieved))
     results["retrieval_oracle_recall"] = round(100 * recall, 2)
     total = len(rows) * len(cfg.configs)
     done = [0]
@@ -301,6 +327,14 @@ def evaluate(
         results["main"][c] = _mean(
             [score(p, r["answer"], r["type"]) for p, r in zip(preds, rows, strict=True)]
         )
+        rag = c.endswith("+rag") or c == "raft"
+        absent = [i for i in range(len(rows)) if not (rag and retrieved[i])]
+        if absent:
+            results["refusals"][f"main/{c}"] = refusal_stats(
+                [preds[i] for i in absent],
+                [rows[i]["answer"] for i in absent],
+                [rows[i]["type"] for i in absent],
+            )
     for i, r in enumerate(rows):
         results["examples"].append(
             {
@@ -313,7 +347,7 @@ def evaluate(
     # robustness: oracle + k distractors
     srows = rows[: cfg.sweep_limit or len(rows)]
     picker = DistractorPicker(pool, "random")
-    total = len(srows) * len(cfg.sweep) * len(cfg.sweep_configs)
+    total = len(srows) * (len(cfg.sweep) + len(cfg.oracle_free)) * len(cfg.sweep_configs)
     done[0] = 0
     for k in cfg.sweep:
         contexts = []
@@ -327,9 +361,26 @@ def evaluate(
             preds = cell(f"sweep/{c}/k={k}", c, prompts, f"{c} k={k}")
             m = _mean([score(p, r["answer"], r["type"]) for p, r in zip(preds, srows, strict=True)])
             results["sweep"].setdefault(c, {})[str(k)] = m
+    for k in cfg.oracle_free:
+        contexts = [oracle_free_documents(picker, r, k, cfg.seed) for r in srows]
+        if rerank:
+            contexts = rerank(contexts, [r["question"] for r in srows])
+        prompts = [instruction(c, r["question"]) for r, c in zip(srows, contexts, strict=True)]
+        for c in cfg.sweep_configs:
+            preds = cell(f"oracle-free/{c}/k={k}", c, prompts, f"{c} k={k}, no oracle")
+            stats = refusal_stats(preds, [r["answer"] for r in srows], [r["type"] for r in srows])
+            results["oracle_free"].setdefault(c, {})[str(k)] = stats
     results["seconds"] = round(time.time() - t0, 1)
     write_report(results, out, cfg)
     return results
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"  # no answer given: no precision
+
+
+def _refusal_cells(s: dict[str, Any]) -> str:
+    return f"{s['n']} | {_pct(s['refusal_rate'])} | {_pct(s['answered_precision'])}"
 
 
 def markdown_table(results: dict[str, Any]) -> str:
@@ -356,6 +407,35 @@ def markdown_table(results: dict[str, Any]) -> str:
         ]
         for c, by_k in results["sweep"].items():
             lines.append(f"| {c} | " + " | ".join(f"{headline(by_k[k]):.2f}" for k in ks) + " |")
+    refusals = results.get("refusals") or {}
+    if refusals:
+        lines += [
+            "",
+            "Without the oracle in the prompt (no documents, or retrieval missed it): refusal "
+            "rate and precision of the answers given:",
+            "",
+            "| cell | questions | refused % | precision of answered % |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {c} | {_refusal_cells(s)} |" for c, s in refusals.items()]
+    if results.get("oracle_free"):
+        ks = list(next(iter(results["oracle_free"].values())).keys())
+        lines += [
+            "",
+            "Oracle-free prompts (k distractors, no oracle): refused % / precision of answered %:",
+            "",
+            "| configuration | " + " | ".join(f"k={k}" for k in ks) + " |",
+            "|---|" + "---|" * len(ks),
+        ]
+        for c, by_k in results["oracle_free"].items():
+            lines.append(
+                f"| {c} | "
+                + " | ".join(
+                    f"{_pct(by_k[k]['refusal_rate'])} / {_pct(by_k[k]['answered_precision'])}"
+                    for k in ks
+                )
+                + " |"
+            )
     cut = {c: n for c, n in results.get("cut_at_max_tokens", {}).items() if n}
     if cut:
         lines += [

@@ -12,10 +12,11 @@ import re
 import string
 from collections import Counter
 
-from ragtune.raft.prompts import ANSWER_TAG
+from ragtune.raft.prompts import ANSWER_TAG, REFUSAL
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCT = set(string.punctuation)
+REFUSAL_ANSWER = REFUSAL.rsplit(ANSWER_TAG, 1)[1].strip()  # what a trained refusal answers
 
 
 def extract_answer(text: str) -> str:
@@ -119,3 +120,29 @@ def score(pred_text: str, gold: str, kind: str = "general") -> dict[str, float]:
         s["accuracy"] = label_accuracy(pred, gold)
         s["correct"] = s["accuracy"]
     return s
+
+
+def is_refusal(pred_text: str) -> bool:
+    """The model declined: its answer (after <ANSWER>:) is "I don't know" (the refusal RAFT
+    trains with --refusal-rate) or its plain variant "I do not know"."""
+    a = normalize(extract_answer(pred_text))
+    return any(a.startswith(normalize(r)) for r in (REFUSAL_ANSWER, "I do not know"))
+
+
+def refusal_stats(preds: list[str], golds: list[str], kinds: list[str]) -> dict[str, float | None]:
+    """Refusals among answers given without the oracle in the prompt, as the llama-recipes RAFT
+    eval counts them: `n`, `refused`, `refusal_rate` (%), and `answered_precision` (% correct
+    among the answers that did not refuse; None when every answer refused)."""
+    refused = [is_refusal(p) for p in preds]
+    answered = [
+        score(p, g, k)["correct"]
+        for p, g, k, r in zip(preds, golds, kinds, refused, strict=True)
+        if not r
+    ]
+    n = len(preds)
+    return {
+        "n": n,
+        "refused": sum(refused),
+        "refusal_rate": round(100 * sum(refused) / n, 2) if n else None,
+        "answered_precision": round(100 * sum(answered) / len(answered), 2) if answered else None,
+    }

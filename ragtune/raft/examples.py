@@ -144,7 +144,10 @@ def assemble(
     )
     refuse = (not keep) and refusal_rate > 0 and bool(rng.random() < refusal_rate)
     if refuse:
-        cot, answer = P.REFUSAL, "I don't know"
+        # the refusal is a training target only: `answer` stays the gold answer, so test rows
+        # are scored against the truth and the DSF view (question -> answer) never learns to
+        # say "I don't know" to a question it was shown no documents for anyway
+        cot = P.REFUSAL
     elif no_cot:
         cot = f"{P.ANSWER_TAG} {answer}"
     return RaftExample(

@@ -204,3 +204,62 @@ def test_eval_reads_the_raw_split_in_either_output_type(tmp_path, monkeypatch, o
     # the sweep's distractors come from every split's documents
     prompts = [c[-1]["content"] for c in lm.calls[2 * res["n"] :]]
     assert all(p.count("<DOCUMENT>") == 2 for p in prompts)
+
+
+def test_refusals_are_scored_where_the_oracle_is_absent(tmp_path, monkeypatch):
+    """Data built with --refusal-rate keeps every test row's gold answer, so a right answer
+    scores right; where the prompt lacks the oracle (no documents, retrieval missed it,
+    oracle-free prompts) eval reports the refusal rate and the precision of the answers given."""
+    from ragtune.raft.prompts import REFUSAL
+    from ragtune.testing import DummyLM
+
+    recs = write_short_api(tmp_path / "api.jsonl", n=24)
+    rc = RaftConfig(
+        out=str(tmp_path / "raft"),
+        distractors=2,
+        questions=1,
+        test_fraction=0.3,
+        p=0.5,
+        refusal_rate=1.0,
+    )
+    Builder(rc, *corpus_units([str(recs)], rc)).run()
+    rows = compare.raw_rows(tmp_path / "raft", "test")
+    dropped = [r for r in rows if not r["oracle_present"]]
+    assert dropped and all(r["cot_answer"] == REFUSAL for r in dropped)
+    assert all(r["answer"] != "I don't know" for r in rows)
+    by_q = {r["question"]: (i, r) for i, r in enumerate(rows)}
+
+    def reply(msgs):
+        prompt = msgs[-1]["content"]
+        i, r = by_q[prompt.rsplit("</DOCUMENT>\n", 1)[-1]]
+        if r["oracle"][0] in prompt or i % 2:  # without the oracle, even rows refuse
+            return f"<ANSWER>: {r['answer']}"
+        return "None of the documents says.\n<ANSWER>: I don't know"
+
+    monkeypatch.setattr(compare._Models, "get", lambda self, c: DummyLM(reply))
+    cfg = EvalConfig(
+        data=str(tmp_path / "raft"),
+        out=str(tmp_path / "eval"),
+        configs=["base", "base+rag"],
+        sweep_configs=["raft"],
+        sweep=[1],
+        oracle_free=[1, 2],
+        k=2,
+        max_tokens=64,
+    )
+    res = evaluate(cfg)
+    n, even = len(rows), (len(rows) + 1) // 2
+    expect = {"n": n, "refused": even, "refusal_rate": round(100 * even / n, 2)}
+    assert res["refusals"]["main/base"] == {**expect, "answered_precision": 100.0}
+    assert res["main"]["base"]["correct"] == round(100 * (n - even) / n, 2)
+    assert res["sweep"]["raft"]["1"]["correct"] == 100.0  # the oracle is there: right, scored right
+    missed = round(n * (1 - res["retrieval_oracle_recall"] / 100))
+    assert res["refusals"].get("main/base+rag", {"n": 0})["n"] == missed
+    for k in ("1", "2"):
+        assert res["oracle_free"]["raft"][k] == {**expect, "answered_precision": 100.0}
+    md = (tmp_path / "eval" / "results.md").read_text()
+    assert f"| main/base | {n} | {expect['refusal_rate']:.2f} | 100.00 |" in md
+    assert "Oracle-free prompts" in md and "| raft |" in md
+    # the oracle-free cells resume like the others
+    monkeypatch.setattr(compare._Models, "get", lambda self, c: pytest.fail("generated again"))
+    assert evaluate(cfg)["oracle_free"] == res["oracle_free"]

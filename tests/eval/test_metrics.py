@@ -46,3 +46,21 @@ def test_call_metrics_only_for_call_golds():
     assert "call_ast" not in s and s["correct"] == 1.0
     s = score("<ANSWER>: f.g(1)", "f.g(1)", "api call")
     assert s["call_ast"] == 1.0 == s["correct"]
+
+
+def test_refusals_and_precision_of_the_answers_given():
+    from ragtune.eval.metrics import is_refusal, refusal_stats
+    from ragtune.raft.prompts import REFUSAL
+
+    assert (
+        is_refusal(REFUSAL) and is_refusal("I do not know.") and is_refusal("<ANSWER>: i dont know")
+    )
+    assert not is_refusal("<ANSWER>: f(a)") and not is_refusal("I know: f(a)")
+    preds = [REFUSAL, "<ANSWER>: f(a)", "<ANSWER>: g(a)", "<ANSWER>: f(a, x=1)"]
+    assert refusal_stats(preds, ["f(a)"] * 4, ["api call"] * 4) == {
+        "n": 4,
+        "refused": 1,
+        "refusal_rate": 25.0,
+        "answered_precision": 66.67,
+    }
+    assert refusal_stats([REFUSAL], ["x"], ["general"])["answered_precision"] is None

@@ -145,11 +145,23 @@ def test_formats_load_with_datasets(tmp_path):
 
 
 def test_refusal_and_no_cot(tmp_path):
+    """A refusal is a training target only: the CoT refuses, the row keeps its gold answer (what
+    eval scores against and the DSF view trains on) and says the oracle was absent."""
+    from ragtune.raft.prompts import REFUSAL
+    from ragtune.train.data import conversations, find_split
+
     recs = make_records(tmp_path / "r.jsonl", 30)
+    build([recs], tmp_path / "g", p=0.0, questions=1)
+    gold = {r["id"]: r["answer"] for r in all_raw(tmp_path / "g")}
     build([recs], tmp_path / "o", p=0.0, refusal_rate=1.0, questions=1)
-    assert all(
-        r["answer"] == "I don't know" and r["meta"]["refusal"] for r in all_raw(tmp_path / "o")
-    )
+    rows = all_raw(tmp_path / "o")
+    assert rows and all(r["meta"]["refusal"] and not r["oracle_present"] for r in rows)
+    assert all(r["cot_answer"] == REFUSAL and r["answer"] == gold[r["id"]] for r in rows)
+    assert "I don't know" not in gold.values()
+    dsf = conversations(find_split(tmp_path / "o", "dsf", "train"), "dsf")
+    assert sorted(c[-1]["content"] for c in dsf) == sorted(r["answer"] for r in raw(tmp_path / "o"))
+    chat = conversations(find_split(tmp_path / "o", "chat", "train"), "chat")
+    assert {c[-1]["content"] for c in chat} == {REFUSAL}
     build([recs], tmp_path / "n", no_cot=True, questions=1)
     assert all(r["cot_answer"] == f"{ANSWER_TAG} {r['answer']}" for r in all_raw(tmp_path / "n"))
 
