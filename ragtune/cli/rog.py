@@ -19,8 +19,7 @@ from rich.console import Console
 from ragtune.config import typer_command
 from ragtune.rog.data import BuildDataConfig
 from ragtune.rog.evaluate import RogEvalConfig
-from ragtune.rog.prompts import MARKERS
-from ragtune.train.trainer import TrainConfig
+from ragtune.rog.train import RogTrainConfig
 
 console = Console()
 
@@ -32,9 +31,9 @@ rog_app = typer.Typer(
 
 def run_build_data(cfg: BuildDataConfig) -> dict:
     """Split the questions and write chat/train.jsonl, questions/{train,test}.jsonl."""
-    from ragtune.rog.data import build
+    from ragtune.rog.data import build_rog_data
 
-    m = build(cfg)
+    m = build_rog_data(cfg)
     for name, s in m["splits"].items():
         extra = (
             f": {s['planning']} planning + {s['reasoning']} reasoning examples, "
@@ -45,20 +44,6 @@ def run_build_data(cfg: BuildDataConfig) -> dict:
         console.print(f"{name}: {s['questions']} questions{extra}", highlight=False)
     console.print(f"[green]wrote[/] {cfg.out}", highlight=False)
     return m
-
-
-@dataclass
-class RogTrainConfig(TrainConfig):
-    """LoRA on RoG data: planning and reasoning mixed; the path markers are added tokens."""
-
-    add_tokens: list[str] = field(
-        default_factory=lambda: list(MARKERS),
-        metadata={"help": "Tokens added to the tokenizer (RoG's path markers)."},
-    )
-    lr: float = field(default=5e-4, metadata={"help": "Peak learning rate."})
-    batch_tokens: int = field(
-        default=4096, metadata={"help": "Token budget per micro-batch (batch x longest)."}
-    )
 
 
 def run_rog_train(cfg: RogTrainConfig) -> dict:
@@ -97,6 +82,14 @@ class RogAskConfig:
         default=None,
         metadata={"help": "Plans whose paths the reasoner reads (RoG's K; default: all 3)."},
     )
+    exclude_entities: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Keep the question's own entities out of the answers (default: on for "
+            "recommendation and similarity questions: 'recommend ...', 'films like X', "
+            "'similar to X', 'other films ...'; off for question answering)."
+        },
+    )
     json: bool = field(default=False, metadata={"help": "Print the answer as JSON."})
 
 
@@ -119,6 +112,7 @@ def run_ask(cfg: RogAskConfig):
         hops=cfg.hops,
         max_paths=cfg.max_paths,
         top_plans=cfg.top_plans,
+        exclude_entities=cfg.exclude_entities,
     )
     ans = rog.ask(cfg.question, cfg.entities or None)
     if cfg.json:
@@ -131,6 +125,11 @@ def run_ask(cfg: RogAskConfig):
         mark = "[green]✓[/]" if p["valid"] else "[red]✗[/]"
         console.print(f"plan {mark} {' → '.join(p['relations'])}  ({p['score']:.3f})")
     console.print("[bold]answers:[/] " + ("; ".join(ans.answers) or "(none)"), highlight=False)
+    if ans.excluded:
+        console.print(
+            f"[dim]not answers (the question's own): {', '.join(ans.excluded)}[/]",
+            highlight=False,
+        )
     shown = ans.supporting or ans.rendered[:5]
     if shown:
         console.print("[bold]paths:[/]")

@@ -2,7 +2,8 @@
 
 Invented titles and people, so no model knows the answers: they must come from the graph. The
 2-hop "recommend" questions are the explainable-recommendation case: "films like [X]" means
-films sharing X's director, and the reasoning path is the explanation.
+films sharing X's director, and the reasoning path is the explanation. They carry
+`"exclude_entities": true`: X itself, which the walk X -> director -> X reaches, is no answer.
 
     python -m ragtune.examples.catalog out/catalog          # kb.tsv + questions.jsonl
 """
@@ -82,7 +83,10 @@ def make_catalog(n_films: int = 60, seed: int = 0):
         pool = [e for e in starts[plan[0]] if follow(e, plan)]
         for j, e in enumerate(pool[:24]):
             t = temps[j % len(temps)]
-            questions.append({"question": t.format(e=e), "answers": follow(e, plan), "hops": 2})
+            q = {"question": t.format(e=e), "answers": follow(e, plan), "hops": 2}
+            if plan == ("directed_by", "~directed_by"):
+                q["exclude_entities"] = True  # a recommendation: never the film asked about
+            questions.append(q)
     for k, q in enumerate(questions):
         q["id"] = f"catalog-{k}"
     return triples, questions

@@ -1,10 +1,10 @@
 """KG question sets and RoG's training data (planning + reasoning conversations).
 
-build(BuildDataConfig(kg="out/kg", questions="PQ-2H.txt", format="pathquestion", out="d"))
-# or step by step:
-qs = read_questions("pathquestion", "PQ-2H.txt")          # or "metaqa", "jsonl"
-splits = split_questions(qs, seed=0, test=0.2)             # {"train": [...], "test": [...]}
-build_data(kg, splits, BuildDataConfig(out="out/rog-data"))  # chat/train.jsonl, questions/*.jsonl
+`build_rog_data(BuildDataConfig(kg="out/kg", questions="PQ-2H.txt", format="pathquestion",
+out="d"))` is `ragtune rog build-data`; step by step, it reads the questions
+(`read_questions("pathquestion", path)`, or "metaqa", "jsonl"), splits them
+(`split_questions(qs, seed=0, test=0.2)` -> {"train": [...], "test": [...]}) and writes
+chat/train.jsonl and questions/*.jsonl (`build_data(kg, splits, cfg)`).
 
 Training targets follow RoG: for planning, each distinct shortest relation path from a question
 entity to an answer entity is one example (question -> `<PATH>r1<SEP>r2</PATH>`); for reasoning,
@@ -21,7 +21,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ragtune.errors import ConfigError, DataError
-from ragtune.rog.prompts import format_answers, format_plan, plan_messages, reason_messages
+from ragtune.rog.prompts import (
+    asks_for_others,
+    format_answers,
+    format_plan,
+    plan_messages,
+    reason_messages,
+)
 from ragtune.rog.retrieve import plan_exists
 
 
@@ -75,6 +81,15 @@ class KGQuestion:
     answers: list[str]
     entities: list[str] = field(default_factory=list)  # topic entities, when the data marks them
     gold_relations: list[list[str]] | None = None  # the data's own relation path, if it has one
+    # answers are never the question's entities (recommendation); None: from the question text
+    exclude_entities: bool | None = None
+
+    def excludes(self) -> bool:
+        return (
+            asks_for_others(self.question)
+            if self.exclude_entities is None
+            else self.exclude_entities
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -161,6 +176,14 @@ def read_jsonl_questions(path: Path) -> list[KGQuestion]:
                 line=i,
             )
         ents = list(r.get("entities") or r.get("q_entity") or [])
+        exclude = r.get("exclude_entities")
+        if exclude is not None and not isinstance(exclude, bool):
+            raise DataError(
+                f"'exclude_entities' is {exclude!r}: give true (answers are never the question's "
+                "entities, as for a recommendation), false, or leave it out (from the question)",
+                path=str(path),
+                line=i,
+            )
         q = r["question"]
         if not ents and _BRACKET.search(q):  # MetaQA-style [topic] marks
             ents, q = _BRACKET.findall(q), _BRACKET.sub(r"\1", q)
@@ -171,6 +194,7 @@ def read_jsonl_questions(path: Path) -> list[KGQuestion]:
                 answers=[str(a) for a in ans],
                 entities=ents,
                 gold_relations=r.get("gold_relations"),
+                exclude_entities=exclude,
             )
         )
     return out
@@ -288,8 +312,10 @@ def build_examples(
         rest = [o for o in others if o[0] not in firsts]
         noise = rng.sample(hard, min(cfg.distractor_plans, len(hard)))
         noise += rng.sample(rest, min(cfg.distractor_plans - len(noise), len(rest)))
-        got = retrieve_paths(kg, src, plans, max_paths=max_paths, seed=seed)
-        extra = retrieve_paths(kg, src, noise, max_paths=max(1, max_paths // 2), seed=seed)
+        # as at inference: a recommendation's walks back to its own entity are not shown
+        drop = frozenset(src) if q.excludes() else frozenset()
+        got = retrieve_paths(kg, src, plans, max_paths, seed=seed, exclude_ends=drop)
+        extra = retrieve_paths(kg, src, noise, max(1, max_paths // 2), seed=seed, exclude_ends=drop)
         gold_paths = list(got.rendered)
         noise_paths = [p for p in extra.rendered if p not in got.rendered]
         rng.shuffle(gold_paths)
@@ -342,7 +368,7 @@ def build_data(kg, splits: dict[str, list[KGQuestion]], cfg: BuildDataConfig) ->
     return manifest
 
 
-def build(cfg: BuildDataConfig) -> dict:
+def build_rog_data(cfg: BuildDataConfig) -> dict:
     """`ragtune rog build-data`: read and split the questions, write the data; the manifest."""
     from ragtune.kg import KG
 

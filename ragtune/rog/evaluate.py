@@ -58,6 +58,14 @@ class RogEvalConfig:
         default=None,
         metadata={"help": "Plans whose paths the reasoner reads (RoG's K; default: all beams)."},
     )
+    exclude_entities: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Keep the question's own entities out of its answers (default: per "
+            "question: its exclude_entities field, else on for recommendation and similarity "
+            "questions: 'recommend ...', 'films like X', 'similar to X', 'other films ...')."
+        },
+    )
     batch_size: int = field(default=8, metadata={"help": "Questions per batch."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads."})
 
@@ -104,7 +112,13 @@ def predict(cfg: RogEvalConfig, progress=None) -> dict:
             for i in range(0, len(todo), cfg.batch_size):
                 batch = todo[i : i + cfg.batch_size]
                 answers = rog.ask_many(
-                    [q.question for q in batch], [q.entities or None for q in batch], mode=mode
+                    [q.question for q in batch],
+                    [q.entities or None for q in batch],
+                    mode=mode,
+                    exclude_entities=[
+                        q.excludes() if cfg.exclude_entities is None else cfg.exclude_entities
+                        for q in batch
+                    ],
                 )
                 for q, a in zip(batch, answers, strict=True):
                     row = {
@@ -145,6 +159,7 @@ _RUN_KEYS = (
     "max_paths",
     "beams",
     "top_plans",
+    "exclude_entities",
 )
 
 

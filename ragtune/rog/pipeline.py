@@ -11,6 +11,11 @@ Modes (`mode=`), the comparison RoG's paper draws:
   "constrained" planned paths, decoding restricted to relation paths that exist;
   "grounded"    as constrained, and the answers restricted to entities that end a retrieved
                 path (ragtune.rog.answer): every answer is backed by a path (default).
+Answers are never the question's own entities when `exclude_entities` holds for the question:
+by default (None) for recommendation and similarity questions (prompts.asks_for_others:
+"recommend ...", "films like X", "similar to X", "other films ..."); True or False forces it.
+Paths are walks, so for question answering an answer may be a question entity ("who is
+married to the spouse of X"); for "films like X", X is never one.
 The reasoner is any backend (an OpenAI-compatible endpoint included); the planner must be a
 local model for beam search (it defaults to the reasoner).
 """
@@ -24,7 +29,7 @@ from typing import TYPE_CHECKING
 from ragtune.errors import ConfigError
 from ragtune.rog.metrics import normalize
 from ragtune.rog.planner import Planner
-from ragtune.rog.prompts import no_graph_messages, parse_answers, reason_messages
+from ragtune.rog.prompts import asks_for_others, no_graph_messages, parse_answers, reason_messages
 from ragtune.rog.retrieve import Grounded, all_paths, plan_exists, retrieve_paths
 
 if TYPE_CHECKING:
@@ -43,6 +48,7 @@ class RogAnswer:
     entities: list[str] = field(default_factory=list)
     raw: str = ""
     mode: str = "grounded"
+    excluded: list[str] = field(default_factory=list)  # question entities kept out of answers
 
     @property
     def supporting(self) -> list[str]:
@@ -71,6 +77,7 @@ class RoG:
         num_beams: int = 3,
         max_answer_tokens: int = 64,
         top_plans: int | None = None,
+        exclude_entities: bool | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"RoG mode {mode!r}: use one of {', '.join(MODES)}")
@@ -82,6 +89,7 @@ class RoG:
         if top_plans is not None and top_plans < 1:
             raise ConfigError(f"top_plans = {top_plans}: use 1 or more (or leave it unset)")
         self.top_plans = top_plans
+        self.exclude_entities = exclude_entities  # None: per question (asks_for_others)
         self.planner = Planner(planner_lm or lm, num_beams=num_beams, num_plans=num_beams)
 
     def entity_ids(self, question: str, entities: list[str] | None) -> tuple[list[int], list[str]]:
@@ -96,28 +104,51 @@ class RoG:
                 kept.append(self.kg.entity_names[i])
         return ids, kept
 
+    def excludes(self, question: str, exclude_entities: bool | None = None) -> bool:
+        """Whether `question`'s own entities are kept out of its answers: the call's setting,
+        else this RoG's, else whether it is a recommendation or similarity question."""
+        for setting in (exclude_entities, self.exclude_entities):
+            if setting is not None:
+                return bool(setting)
+        return asks_for_others(question)
+
     def ask(
-        self, question: str, entities: list[str] | None = None, mode: str | None = None
+        self,
+        question: str,
+        entities: list[str] | None = None,
+        mode: str | None = None,
+        exclude_entities: bool | None = None,
     ) -> RogAnswer:
-        return self.ask_many([question], [entities], mode=mode)[0]
+        return self.ask_many([question], [entities], mode=mode, exclude_entities=exclude_entities)[
+            0
+        ]
 
     def ask_many(
         self,
         questions: list[str],
         entities: list[list[str] | None] | None = None,
         mode: str | None = None,
+        exclude_entities: bool | list[bool | None] | None = None,
     ) -> list[RogAnswer]:
+        """`exclude_entities`: one setting for all questions, or one per question (None: see
+        `excludes`)."""
         mode = mode or self.mode
         if mode not in MODES:
             raise ConfigError(f"RoG mode {mode!r}: use one of {', '.join(MODES)}")
         entities = entities or [None] * len(questions)
         linked = [self.entity_ids(q, e) for q, e in zip(questions, entities, strict=True)]
+        if not isinstance(exclude_entities, list):
+            exclude_entities = [exclude_entities] * len(questions)
+        drop: list[frozenset[int]] = [
+            frozenset(ids) if self.excludes(q, x) else frozenset()
+            for q, (ids, _), x in zip(questions, linked, exclude_entities, strict=True)
+        ]
         grounded: list[Grounded | None] = [None] * len(questions)
         plans_out: list[list[dict]] = [[] for _ in questions]
         if mode == "paths":
             grounded = [
-                all_paths(self.kg, ids, self.hops, self.max_paths, seed=_seed(q))
-                for q, (ids, _) in zip(questions, linked, strict=True)
+                all_paths(self.kg, ids, self.hops, self.max_paths, _seed(q), drop[i])
+                for i, (q, (ids, _)) in enumerate(zip(questions, linked, strict=True))
             ]
         elif mode in ("rog", "constrained", "grounded"):
             allowed = None
@@ -135,6 +166,7 @@ class RoG:
                     [p.relations for p in used],
                     self.max_paths,
                     seed=_seed(questions[i]),
+                    exclude_ends=drop[i],
                 )
                 for p, ok in zip(used, g.valid, strict=True):
                     p.valid = ok
@@ -162,6 +194,10 @@ class RoG:
         out = []
         for i, q in enumerate(questions):
             g = grounded[i] or Grounded()
+            excluded = [self.kg.entity_names[e] for e in sorted(drop[i])]
+            if excluded:  # the LM-only reply, or a free reasoner, may still name them
+                own = {normalize(n) for n in excluded}
+                answers[i] = [a for a in answers[i] if normalize(a) not in own]
             out.append(
                 RogAnswer(
                     question=q,
@@ -172,6 +208,7 @@ class RoG:
                     entities=linked[i][1],
                     raw=replies[i],
                     mode=mode,
+                    excluded=excluded,
                 )
             )
         return out

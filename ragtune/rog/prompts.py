@@ -3,6 +3,7 @@
 plan_messages("who directed [Heat]")  -> chat messages asking for a relation path
 format_plan(["directed_by", "~starred_actors"]) == "<PATH>directed_by<SEP>~starred_actors</PATH>"
 parse_plans(text) -> [["directed_by", "~starred_actors"], ...]
+asks_for_others("recommend films like [Heat]") -> True   (its entities are no answer)
 """
 
 from __future__ import annotations
@@ -76,3 +77,24 @@ def parse_answers(text: str) -> list[str]:
         if a and a not in out:
             out.append(a)
     return out
+
+
+_NOUN = r"(?:films?|movies?|books?|shows?|series|songs?|albums?|artists?|games?|titles?|works?)"
+# Recommendation and similarity questions: "recommend/suggest ...", "films like X", "similar
+# to X", "other films by X's director". Their answers are never the question's own entities,
+# though a retrieved walk (X -> directed_by -> D -> ~directed_by -> X) may end at one.
+_OTHERS = re.compile(
+    r"^\W*(?:(?:please|can you|could you|would you)\s+)?(?:recommend|suggest)\b"
+    rf"|\bsimilar\s+to\b|\b(?:{_NOUN}|more|others?|anything|something)\s+like\b"
+    rf"|\bother\s+{_NOUN}\b",
+    re.I,
+)
+
+
+def asks_for_others(question: str) -> bool:
+    """Whether a question asks for entities other than its own (recommendation, similarity).
+
+    Question answering keeps walks: "the birthplace of the heir of X's mother" may go X ->
+    mother -> X -> birthplace, and "who is married to the spouse of X" is answered by X.
+    """
+    return bool(_OTHERS.search(question))

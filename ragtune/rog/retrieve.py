@@ -42,8 +42,12 @@ def retrieve_paths(
     plans: list[list[str]],
     max_paths: int = 30,
     seed: int = 0,
+    exclude_ends: set[int] | frozenset[int] = frozenset(),
 ) -> Grounded:
     """Follow each plan from the start entities; keep at most `max_paths` paths in all.
+
+    Paths ending at an entity of `exclude_ends` are dropped before the cap (a recommendation's
+    walk back to the question's own entity explains nothing and would take a place).
 
     When over the cap, which paths stay is fair three ways: each start entity's paths are
     shuffled (seeded; the reference shuffles when over its prompt budget) and interleaved, so a
@@ -62,7 +66,7 @@ def retrieve_paths(
                 # over-fetch so the shuffle has something to choose from; the hard cap stays
                 got = kg.follow([s], plan, max_paths=max_paths * 4)
                 out.truncated |= bool(got.truncated)
-                named = _named(kg, got)
+                named = _named(kg, got, exclude_ends)
                 random.Random(seed * 7919 + i * 131 + j).shuffle(named)
                 per_start.append(named)
             for text, parts in _interleave(per_start):
@@ -86,10 +90,12 @@ def retrieve_paths(
     return out
 
 
-def _named(kg, got) -> list[tuple[str, list[str]]]:
+def _named(kg, got, exclude_ends=frozenset()) -> list[tuple[str, list[str]]]:
     names = kg.entity_names
     out = []
     for nodes, codes in zip(got.nodes.tolist(), got.rels.tolist(), strict=True):
+        if nodes[-1] in exclude_ends:
+            continue
         parts = [names[nodes[0]]]
         for c, e in zip(codes, nodes[1:], strict=True):
             parts += (kg.relation_name(c), names[e])
@@ -105,7 +111,14 @@ def _interleave(lists: list[list]) -> list:
     return out
 
 
-def all_paths(kg, start_ids: list[int], hops: int = 2, max_paths: int = 30, seed: int = 0):
+def all_paths(
+    kg,
+    start_ids: list[int],
+    hops: int = 2,
+    max_paths: int = 30,
+    seed: int = 0,
+    exclude_ends: set[int] | frozenset[int] = frozenset(),
+):
     """Retrieval without planning: every relation path up to `hops` from the entities."""
-    rels = kg.relation_paths(start_ids, hops=hops)
-    return retrieve_paths(kg, start_ids, [list(r) for r in rels], max_paths=max_paths, seed=seed)
+    rels = [list(r) for r in kg.relation_paths(start_ids, hops=hops)]
+    return retrieve_paths(kg, start_ids, rels, max_paths, seed=seed, exclude_ends=exclude_ends)

@@ -300,3 +300,128 @@ def test_build_data_cli_honours_targets_and_gold_first(catalog, tmp_path):
     all_q.write_text("".join(json.dumps(q.to_dict()) + "\n" for q in qs))
     assert ordered_share(build("first", all_q, "--gold-first", "1")) == 1.0
     assert ordered_share(build("never", all_q, "--gold-first", "0")) < 0.6
+
+
+def _recommender(messages):
+    """Plans "films by X's director"; answers every end of the paths it is shown."""
+    text = messages[-1]["content"]
+    if PLAN_INSTRUCTION in text:
+        return "<PATH>directed_by<SEP>~directed_by</PATH>"
+    if "Reasoning Paths:\n" not in text:
+        return "no idea"
+    block = text.split("Reasoning Paths:\n")[1].split("\n\nQuestion:\n")[0]
+    return "\n".join(dict.fromkeys(line.split(" -> ")[-1] for line in block.split("\n")))
+
+
+def _recommend_question(qs):
+    return next(q for q in qs if q.question.startswith("recommend films like"))
+
+
+def test_recommendations_exclude_the_question_entities_and_qa_keeps_walks(catalog, tmp_path):
+    kg, qs, _ = catalog
+    q = _recommend_question(qs)
+    x = q.entities[0]
+    rog = RoG(kg, DummyLM(_recommender), mode="rog")
+    a = rog.ask(q.question, q.entities)
+    # the walk X -> director -> X is a path, but X is no recommendation for "films like X"
+    assert x not in a.answers and sorted(a.answers) == sorted(q.answers)
+    assert a.excluded == [x] and all(p[-1] != x for p in a.paths) and a.supporting
+    assert x in rog.ask(q.question, q.entities, exclude_entities=False).answers
+    assert (
+        x
+        in RoG(kg, DummyLM(_recommender), exclude_entities=False, mode="rog")
+        .ask(q.question, q.entities)
+        .answers
+    )
+    # "paths" mode too, and another phrasing of a similarity question
+    assert x not in rog.ask(q.question, q.entities, mode="paths").answers
+    other = f"what other films did the director of {x} make"
+    assert x not in rog.ask(other, [x]).answers
+
+    # question answering keeps walks: the answer may be the question's own entity
+    qa = KG.build([("Ann", "spouse", "Bo"), ("Cy", "spouse", "Bo")], tmp_path / "walk")
+    planner = DummyLM(["<PATH>spouse<SEP>~spouse</PATH>"])
+    walk = RoG(qa, DummyLM(_recommender), planner_lm=planner, mode="rog")
+    assert sorted(walk.ask("who is married to the spouse of Ann", ["Ann"]).answers) == [
+        "Ann",
+        "Cy",
+    ]
+    assert walk.ask(
+        "who is married to the spouse of Ann", ["Ann"], exclude_entities=True
+    ).answers == ["Cy"]
+
+
+def test_cli_ask_and_predict_exclude_the_question_entities(catalog, tmp_path, capsys, monkeypatch):
+    kg, qs, d = catalog
+    scripted = DummyLM(_recommender)
+    monkeypatch.setattr("ragtune.llm.spec.load_lm", lambda spec, **kw: scripted)
+    q = _recommend_question(qs)
+    x = q.entities[0]
+    ask = ["rog", "ask", str(d / "kg"), f"recommend films like [{x}]", "--mode", "rog", "--json"]
+    main(ask)
+    out = json.loads(capsys.readouterr().out)
+    assert x not in out["answers"] and sorted(out["answers"]) == sorted(q.answers)
+    main([*ask, "--no-exclude-entities"])
+    assert x in json.loads(capsys.readouterr().out)["answers"]
+
+    # predict: the question text, or the data's own exclude_entities field (the catalogue
+    # marks its "films like" questions), turns it on; a flag overrides both
+    rows = [
+        {"id": "rec", "question": q.question, "answers": q.answers, "entities": [x]},
+        {
+            "id": "made",
+            "question": f"which films share a director with {x}",
+            "answers": q.answers,
+            "entities": [x],
+            "exclude_entities": True,
+        },
+    ]
+    (tmp_path / "data/questions").mkdir(parents=True)
+    (tmp_path / "data/questions/test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def predict(out, *flags):
+        main(
+            ["rog", "predict", "--kg", str(d / "kg"), "--data", str(tmp_path / "data")]
+            + ["--out", str(tmp_path / out), "--modes", "rog", *flags]
+        )
+        path = tmp_path / out / "predictions-rog.jsonl"
+        return [json.loads(x)["prediction"].split("\n") for x in path.read_text().splitlines()]
+
+    for answers in predict("ev"):
+        assert x not in answers and sorted(answers) == sorted(q.answers)
+    assert all(x in answers for answers in predict("ev-walks", "--no-exclude-entities"))
+
+
+def test_server_rog_route_excludes_the_question_entities(catalog):
+    from types import SimpleNamespace
+
+    from fastapi.testclient import TestClient
+
+    from ragtune.server import Settings, create_app
+
+    kg, qs, _ = catalog
+    q = _recommend_question(qs)
+    x = q.entities[0]
+    rog = RoG(kg, DummyLM(_recommender), mode="rog")
+    app = create_app(
+        rag=SimpleNamespace(lm=DummyLM()), rog=rog, settings=Settings(warmup=False, api_key=None)
+    )
+    with TestClient(app) as client:
+        r = client.post("/v1/rog", json={"question": f"recommend films like [{x}]"})
+    assert r.status_code == 200, r.text
+    assert x not in r.json()["answers"] and sorted(r.json()["answers"]) == sorted(q.answers)
+
+
+def test_the_catalogue_marks_its_similarity_questions(catalog):
+    from ragtune.rog.data import build_examples
+
+    kg, qs, _ = catalog
+    like = [q for q in qs if "films like" in q.question or "other films" in q.question]
+    assert like and all(q.exclude_entities for q in like)
+    assert not any(q.exclude_entities for q in qs if q not in like)
+    # their reasoning examples, like inference, do not list the walks back to the film asked
+    convs, _ = build_examples(kg, like[:6])
+    for m in convs:
+        if "Reasoning Paths:\n" in m[0]["content"]:
+            block = m[0]["content"].split("Reasoning Paths:\n")[1].split("\n\nQuestion:")[0]
+            assert all(p.split(" -> ")[0] != p.split(" -> ")[-1] for p in block.split("\n"))
