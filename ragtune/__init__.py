@@ -13,7 +13,7 @@ Heavy dependencies (torch, transformers, faiss, tantivy) load only when first us
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ragtune.errors import (
     ConfigError,
@@ -34,38 +34,59 @@ warnings.filterwarnings(
     "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ragtune.llm import LM, load_lm
-    from ragtune.rag import RAG, Answer
-    from ragtune.retrieval import Index
-
 _LAZY = {
+    # the main objects
     "RAG": "ragtune.rag",
     "Answer": "ragtune.rag",
     "Index": "ragtune.retrieval",
+    "KG": "ragtune.kg",
+    "RoG": "ragtune.rog.pipeline",
     "LM": "ragtune.llm",
     "load_lm": "ragtune.llm",
-    "build_index": "ragtune.corpus.build",
+    # the jobs: a config dataclass and the one function that takes it (the CLI calls the same)
     "IndexConfig": "ragtune.corpus.build",
+    "build_index": "ragtune.corpus.build",
+    "RaftBuildConfig": "ragtune.raft.jobs",
+    "build_raft": "ragtune.raft.jobs",
+    "RaftFromQAConfig": "ragtune.raft.jobs",
+    "raft_from_qa": "ragtune.raft.jobs",
+    "TrainConfig": "ragtune.train.trainer",
+    "MergeConfig": "ragtune.train.merge",
+    "EvalConfig": "ragtune.eval.compare",
+    "KGLoadConfig": "ragtune.kg.jobs",
+    "load_kg": "ragtune.kg.jobs",
+    "BuildDataConfig": "ragtune.rog.data",
+    "build_rog_data": "ragtune.rog.data",
+    "RogTrainConfig": "ragtune.rog.train",
+    "train_rog": "ragtune.rog.train",
+    "RogEvalConfig": "ragtune.rog.evaluate",
+    "PipelineConfig": "ragtune.pipeline",
+    "run_pipeline": "ragtune.pipeline",
+    "load_config": "ragtune.config",
+}
+# public name -> (module, attribute) where they differ (`ragtune.train` is the package)
+_ALIASES = {
+    "finetune": ("ragtune.train.trainer", "train"),
+    "merge": ("ragtune.train.merge", "merge_adapter"),
+    "evaluate": ("ragtune.eval.compare", "evaluate"),
+    "predict_rog": ("ragtune.rog.evaluate", "predict"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _ALIASES:
+        mod, attr = _ALIASES[name]
+        return getattr(importlib.import_module(mod), attr)
     raise AttributeError(f"module 'ragtune' has no attribute {name!r}")
 
 
 __all__ = [
-    "RAG",
-    "Answer",
-    "Index",
-    "LM",
-    "load_lm",
-    "build_index",
-    "IndexConfig",
+    *_LAZY,
+    *_ALIASES,
     "RagtuneError",
     "ConfigError",
     "DataError",

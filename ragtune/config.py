@@ -146,7 +146,7 @@ def typer_command(cls: type[T], run: Callable[[T], Any]) -> Callable[..., Any]:
             inner, _ = _base_type(tp)
             ann = inner | None
         else:
-            decls = ["--" + f.name.replace("_", "-")]
+            decls = [meta.get("flag") or "--" + f.name.replace("_", "-")]
             if meta.get("short"):
                 decls.append(meta["short"])
             if _base_type(tp)[0] is bool:

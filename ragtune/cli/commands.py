@@ -184,3 +184,7 @@ app.add_typer(kg_app, name="kg")
 from ragtune.cli.serve import register as _register_serve  # noqa: E402
 
 _register_serve(app)
+
+from ragtune.cli.pipeline import register as _register_pipeline  # noqa: E402
+
+_register_pipeline(app)

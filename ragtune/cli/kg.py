@@ -13,6 +13,7 @@ from rich.console import Console
 
 from ragtune.cli.ui import err
 from ragtune.config import typer_command
+from ragtune.kg.jobs import KGLoadConfig, load_kg
 
 console = Console()
 
@@ -22,27 +23,8 @@ kg_app = typer.Typer(
 )
 
 
-@dataclass
-class KGLoadConfig:
-    """Load triple files (TSV, CSV, s|r|o text, JSON Lines) into a KG directory."""
-
-    files: list[str] = field(
-        default_factory=list,
-        metadata={"help": "Triple files.", "positional": True, "required": True},
-    )
-    out: str = field(default="", metadata={"help": "Output KG directory.", "required": True})
-    format: str | None = field(
-        default=None, metadata={"help": "tsv | csv | pipe | jsonl (default: detect per file)."}
-    )
-    strict: bool = field(
-        default=False, metadata={"help": "Fail on the first bad line instead of skipping it."}
-    )
-
-
 def run_load(cfg: KGLoadConfig):
     """Load triple files into a KG directory; bad lines are skipped and listed (or --strict)."""
-    from ragtune.kg import KG
-
     shown = 0
 
     def on_bad(b) -> None:
@@ -52,7 +34,7 @@ def run_load(cfg: KGLoadConfig):
             err.print(f"[yellow]skipped[/] {b}", highlight=False)
 
     with err.status("loading triples"):
-        kg = KG.from_files(cfg.files, cfg.out, format=cfg.format, strict=cfg.strict, on_bad=on_bad)
+        kg = load_kg(cfg, on_bad=on_bad)
     if shown > 20:
         err.print(f"[yellow]... and {shown - 20:,} more skipped lines[/]", highlight=False)
     p = kg.params

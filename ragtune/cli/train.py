@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from rich.console import Console
 
 from ragtune.cli.ui import err
 from ragtune.config import typer_command
+from ragtune.train.merge import MergeConfig, merge_adapter
 from ragtune.train.trainer import TrainConfig
 
 console = Console()
@@ -45,19 +44,9 @@ def run_train(cfg: TrainConfig) -> dict:
     return s
 
 
-@dataclass
-class MergeConfig:
-    """Fold a LoRA adapter into its base model; writes a full model directory."""
-
-    adapter: str = field(default="", metadata={"help": "PEFT adapter directory.", "required": True})
-    out: str = field(default="", metadata={"help": "Output model directory.", "required": True})
-
-
 def run_merge(cfg: MergeConfig):
     """Fold a LoRA adapter into its base model."""
-    from ragtune.train.trainer import merge
-
-    out = merge(cfg.adapter, cfg.out)
+    out = merge_adapter(cfg)
     console.print(f"[green]merged[/] {cfg.adapter} → {out}", highlight=False)
     return out
 
