@@ -138,7 +138,8 @@ def fake_teacher_reply(messages: Messages) -> str:
 
     Question prompts get one question per line about the passage's sentences; answer prompts get
     a chain of thought that quotes the context's first sentence verbatim and ends with
-    <ANSWER>: (the first five words of that sentence).
+    <ANSWER>: the gold answer when the prompt gives one (as a teacher told it would), else the
+    first five words of that sentence.
     """
     import re
 
@@ -159,5 +160,6 @@ def fake_teacher_reply(messages: Messages) -> str:
     ctx = m.group(1) if m else user
     spans = sentence_spans(ctx)
     first = ctx[spans[0][0] : spans[0][1]] if spans else ctx
-    answer = " ".join(first.split()[:5])
+    gold = re.search(r"The correct final answer is: (.*)\. Explain", user, re.S)
+    answer = gold.group(1) if gold else " ".join(first.split()[:5])
     return f"The context says ##begin_quote##{first}##end_quote##.\n<ANSWER>: {answer}"

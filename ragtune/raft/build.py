@@ -25,9 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import ConfigError, DataError
-from ragtune.raft.examples import DistractorPicker, assemble, split_of
+from ragtune.raft.examples import (
+    DistractorPicker,
+    TooFewDistractors,
+    assemble,
+    distractor_guards,
+    split_of,
+)
 from ragtune.raft.types import QAItem, RaftExample
-from ragtune.raft.verify import check, final_answer, quotes
+from ragtune.raft.verify import answer_agrees, check, final_answer, quotes
 from ragtune.store import atomic_write as _atomic_write
 from ragtune.store import read_log, staged_dir
 
@@ -70,6 +76,13 @@ class RaftConfig:
     )
     no_cot: bool = field(
         default=False, metadata={"help": "Answers without chain of thought (ablation)."}
+    )
+    allow_unquoted: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Keep teacher answers that quote nothing from the oracle (default: on with "
+            "--no-cot, whose target drops the reasoning; off otherwise, as RAFT's CoT cites)."
+        },
     )
     format: list[str] = field(
         default_factory=lambda: ["chat", "completion", "raw"],
@@ -125,6 +138,7 @@ class RaftConfig:
             "distractor_mode",
             "refusal_rate",
             "no_cot",
+            "allow_unquoted",
             "seed",
             "few_shot",
             "scaffold",
@@ -189,13 +203,7 @@ class Builder:
         self.cfg, self.units, self.source = cfg, units, source
         self.out = Path(cfg.out)
         self.picker = DistractorPicker(pool, cfg.distractor_mode)
-        if len(self.picker.pool) < cfg.distractors + 1 and not any(
-            u.items and u.items[0].distractors for u in units
-        ):
-            raise DataError(
-                f"the corpus has {len(self.picker.pool)} distinct chunks, but each example needs "
-                f"the oracle plus {cfg.distractors} distractors; add documents or lower --distractors"
-            )
+        self._check_pool()  # before any teacher call is paid for
         self.teacher = None
         self.lm = None
         if cfg.teacher != "offline":
@@ -209,9 +217,58 @@ class Builder:
             self.teacher = LLMTeacher(self.lm, few_shot=few, scaffold=scaffold)
         self.rate = _RateLimiter(cfg.rate_limit)
 
+    def _check_pool(self) -> None:
+        """Every example must be able to get its distractors: k, or with P < 1 (some oracles
+        dropped) k plus one per oracle, in the oracle's place. The corpus path's answers are
+        not known yet, so only their API guard counts here (see `run_unit`)."""
+        cfg, k = self.cfg, self.cfg.distractors
+        for u in self.units:
+            for it in u.items or [QAItem(u.key, "", [u.chunk or ""], type=u.kind)]:
+                n_or = len(it.oracle)
+                need = k + n_or if cfg.p < 1 else k
+                guards = distractor_guards(it.type, it.oracle, it.answer)
+                have = self.picker.available(it.oracle, need, it.distractors, guards)
+                if have >= need:
+                    continue
+                what = f"the question {it.question!r}" if u.items else f"the chunk {u.key}"
+                rules = "distinct, not the oracle or a near-duplicate of it"
+                if guards and it.answer:
+                    rules += ", not holding the answer"
+                if it.type == "api call":
+                    rules += ", not another record of its API"
+                why = (
+                    f"an example whose oracle is dropped (-p {cfg.p} < 1) needs {need} "
+                    f"distractors (--distractors {k} plus {n_or} in the oracle's place)"
+                    if cfg.p < 1
+                    else f"each example needs {need} distractors (--distractors {k})"
+                )
+                raise DataError(
+                    f"{why}, so {need + n_or} distinct documents with the oracle; {what} has "
+                    f"{have} usable ({rules}) among the {len(self.picker.pool)} documents of the "
+                    "pool: add documents, lower --distractors"
+                    + (" or use -p 1 (the oracle always kept)" if cfg.p < 1 and have >= k else "")
+                )
+
     # -- one unit ------------------------------------------------------------------------
+    def _verdict(self, it: QAItem, cot: str) -> str | None:
+        """None when `cot` may train on `it`, else the drop reason: the format and quote checks,
+        then (when the source has a gold answer) whether the CoT's final answer agrees with it."""
+        cfg = self.cfg
+        allow = cfg.no_cot if cfg.allow_unquoted is None else cfg.allow_unquoted
+        why = check(cot, it.oracle, require_quote=not allow)
+        if (
+            why is None
+            and it.answer
+            and not answer_agrees(final_answer(cot) or "", it.answer, it.type)
+        ):
+            why = "answer_mismatch"
+        return why
+
     def _items_for(self, u: Unit, drops: Counter, stats: Counter) -> list[tuple[QAItem, str, str]]:
-        """(item, cot, answer) triples that passed verification."""
+        """(item, cot, answer) triples that passed verification. The answer is the source's gold
+        when it has one (the eval's gold and DSF's target: a teacher's wording must not replace
+        it), else the teacher's final answer (the corpus path, where the teacher wrote the
+        question)."""
         from ragtune.corpus.document import stable_id
         from ragtune.raft.teacher import RecordTeacher, template_cot
 
@@ -225,13 +282,13 @@ class Builder:
                 ]
             else:
                 self.rate.wait()
-                qs = self.teacher.questions(u.chunk, cfg.questions, u.kind)
+                qs = self.teacher.questions_with_focus(u.chunk, cfg.questions, u.kind)
                 stats["teacher_calls"] += 1
                 if not qs:
                     drops["no_questions"] += 1
                 items = [
-                    QAItem(stable_id(u.key, q), q, [u.chunk], None, None, None, u.key, u.kind)
-                    for q in qs
+                    QAItem(stable_id(u.key, q), q, [u.chunk], group=u.key, type=u.kind, focus=f)
+                    for q, f in qs
                 ]
         else:
             items = u.items
@@ -248,27 +305,32 @@ class Builder:
             else:
                 todo.append(it)
                 continue
-            why = check(cot, it.oracle)
+            why = self._verdict(it, cot)
             if why:
                 drops[why] += 1
                 continue
-            out.append((it, cot, final_answer(cot) or it.answer or ""))
+            if not quotes(cot):
+                stats["answers_without_quote"] += 1
+            out.append((it, cot, it.answer or final_answer(cot) or ""))
         for attempt in (0, 1):  # ask once, then once more for the ones that failed
             if not todo:
                 break
             for _ in todo:
                 self.rate.wait()
             cots = self.teacher.answers(
-                [(it.question, "\n".join(it.oracle), it.answer) for it in todo], u.kind, attempt
+                [(it.question, "\n".join(it.oracle), it.answer) for it in todo],
+                u.kind,
+                attempt,
+                focus=[it.focus for it in todo],
             )
             stats["teacher_calls"] += len(todo)
             retry = []
             for it, cot in zip(todo, cots, strict=True):
-                why = check(cot, it.oracle)
+                why = self._verdict(it, cot)
                 if why is None:
                     if not quotes(cot):
                         stats["answers_without_quote"] += 1
-                    out.append((it, cot, final_answer(cot) or ""))
+                    out.append((it, cot, it.answer or final_answer(cot) or ""))
                 elif attempt == 0:
                     stats["retried_answers"] += 1
                     retry.append(it)
@@ -282,17 +344,25 @@ class Builder:
         stats: Counter = Counter()
         examples = []
         for it, cot, ans in self._items_for(u, drops, stats):
-            ex = assemble(
-                it,
-                cot,
-                ans,
-                k=self.cfg.distractors,
-                p=self.cfg.p,
-                picker=self.picker,
-                seed=self.cfg.seed,
-                refusal_rate=self.cfg.refusal_rate,
-                no_cot=self.cfg.no_cot,
-            )
+            try:
+                ex = assemble(
+                    it,
+                    cot,
+                    ans,
+                    k=self.cfg.distractors,
+                    p=self.cfg.p,
+                    picker=self.picker,
+                    seed=self.cfg.seed,
+                    refusal_rate=self.cfg.refusal_rate,
+                    no_cot=self.cfg.no_cot,
+                )
+            except TooFewDistractors:
+                # `_check_pool` vouched for every gold known up front; only an answer written
+                # here (the corpus path's) can be in so many documents that too few are left.
+                if u.chunk is None:
+                    raise
+                drops["answer_in_too_many_documents"] += 1
+                continue
             examples.append(ex.to_dict())
         return {"key": u.key, "examples": examples, "drops": dict(drops), "stats": dict(stats)}
 

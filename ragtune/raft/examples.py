@@ -1,8 +1,9 @@
 """Assemble RAFT examples: oracle(s) + k distractors, oracle kept with probability P, shuffled.
 
 Distractors never repeat within an example and are never the oracle or a near-duplicate of it
-(word-set Jaccard ≥ `near_dup`). When the oracle is dropped, its slot goes to one more
-distractor, so every example shows the same number of documents.
+(word-set Jaccard ≥ `near_dup`), never hold the answer, and for API records are never another
+record of the oracle's `api_name` (`distractor_guards`). When the oracle is dropped, its slot
+goes to one more distractor, so every example shows the same number of documents.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ragtune.errors import DataError
+from ragtune.eval.metrics import normalize
 from ragtune.raft import prompts as P
 from ragtune.raft.types import QAItem, RaftExample
 
@@ -40,6 +42,30 @@ def instruction(docs: list[str], question: str) -> str:
     return "".join(f"<DOCUMENT>{d}</DOCUMENT>\n" for d in docs) + question
 
 
+class TooFewDistractors(DataError):
+    """The pool cannot give an example the distractors it needs (after the guards)."""
+
+
+_LABELS = ("yes", "no", "maybe")  # class labels, not spans: every text "holds" them
+
+
+def distractor_guards(kind: str, oracles: list[str], answer: str | None) -> list[str]:
+    """Texts no distractor may hold: with the oracle dropped, a document that holds the answer,
+    or another record of the oracle's API (its `api_name:` line), would answer the question too.
+
+    The answer is skipped when it is a yes/no/maybe label. Matched normalised (the eval's
+    normalisation) at word boundaries, so `zz.op1` does not guard `zz.op10`.
+    """
+    from ragtune.raft.teacher import record_fields
+
+    out = []
+    if kind == "api call":
+        out += [f"api_name: {v}" for o in oracles for k, v in record_fields(o) if k == "api_name"]
+    if answer and normalize(answer) not in _LABELS:
+        out.append(answer)
+    return [g for g in dict.fromkeys(normalize(x) for x in out) if g]
+
+
 class DistractorPicker:
     def __init__(self, pool: list[str], mode: str = "random", near_dup: float = 0.8) -> None:
         if mode not in ("random", "hard", "mixed"):
@@ -47,6 +73,7 @@ class DistractorPicker:
         seen: set[str] = set()
         self.pool = [t for t in pool if not (t in seen or seen.add(t))]  # distinct, in order
         self.words = [words(t) for t in self.pool]
+        self._norm: list[str | None] = [None] * len(self.pool)  # padded normalised text, lazily
         self.mode, self.near_dup = mode, near_dup
         self._bm25 = None
         self._tmp = None
@@ -61,6 +88,41 @@ class DistractorPicker:
             jaccard(cand_words, p) < 1.0 for p in picked_words
         )
 
+    def _candidates(self, own: list[str] | None, order):
+        """(text, words, padded normalised text or None to compute) for own texts, then the pool."""
+        for t in own or ():
+            yield t, words(t), None
+        for i in order:
+            yield self.pool[i], self.words[i], i
+
+    def _guarded(self, text: str, i: int | None, avoid: list[str]) -> bool:
+        if not avoid:
+            return False
+        norm = self._norm[i] if i is not None else None
+        if norm is None:
+            norm = f" {normalize(text)} "
+            if i is not None:
+                self._norm[i] = norm
+        return any(f" {a} " in norm for a in avoid)
+
+    def available(
+        self, oracles: list[str], need: int, own: list[str] | None = None, avoid=None
+    ) -> int:
+        """How many distractors (up to `need`) `pick` could give: the same rules, no randomness
+        (which documents qualify does not depend on the order they are considered in)."""
+        ow = [words(o) for o in oracles]
+        got: list[str] = []
+        gw: list[frozenset[str]] = []
+        for text, tw, i in self._candidates(own, range(len(self.pool))):
+            if len(got) >= need:
+                break
+            if text in oracles or text in got or not self._ok(tw, ow, gw):
+                continue
+            if not self._guarded(text, i, avoid or []):
+                got.append(text)
+                gw.append(tw)
+        return len(got)
+
     def pick(
         self,
         question: str,
@@ -72,17 +134,17 @@ class DistractorPicker:
     ) -> list[str]:
         """k distractors: the item's own candidates first (in random order), then the pool.
 
-        `avoid`: substrings that disqualify a candidate (e.g. `api_name: X` for another version
-        of the oracle's own API, which would answer the question too).
+        `avoid`: normalised texts that disqualify a candidate holding them (`distractor_guards`:
+        the answer, the oracle's `api_name` line).
         """
         ow = [words(o) for o in oracles]
         picked: list[str] = []
         pw: list[frozenset[str]] = []
 
-        def consider(text: str, tw: frozenset[str]) -> bool:
-            if text in oracles or text in picked or any(a in text for a in avoid or ()):
+        def consider(text: str, tw: frozenset[str], i: int | None = None) -> bool:
+            if text in oracles or text in picked or not self._ok(tw, ow, pw):
                 return False
-            if not self._ok(tw, ow, pw):
+            if self._guarded(text, i, avoid or []):
                 return False
             picked.append(text)
             pw.append(tw)
@@ -102,15 +164,15 @@ class DistractorPicker:
             for i in res.ids[0]:
                 if i < 0 or len(picked) >= n_hard:
                     break
-                if consider(self.pool[i], self.words[i]):
+                if consider(self.pool[i], self.words[i], int(i)):
                     return picked
         for i in order:
-            if consider(self.pool[i], self.words[i]):
+            if consider(self.pool[i], self.words[i], int(i)):
                 return picked
-        raise DataError(
-            f"only {len(picked)} distinct distractors (not the oracle or a near-duplicate of it) "
-            f"are available for a question, but k = {k}; add documents to the corpus or lower "
-            "--distractors"
+        raise TooFewDistractors(
+            f"only {len(picked)} distinct distractors (not the oracle, a near-duplicate of it or "
+            f"a document holding its answer) are available for the question {question!r}, which "
+            f"needs {k}; add documents to the corpus or lower --distractors"
         )
 
 
@@ -135,6 +197,7 @@ def assemble(
         n_docs - (len(item.oracle) if keep else 0),
         rng,
         item.distractors,
+        distractor_guards(item.type, item.oracle, answer),
     )
     docs = (list(item.oracle) if keep else []) + distractors
     perm = rng.permutation(len(docs))

@@ -49,10 +49,17 @@ class LLMTeacher:
         self.lm = lm
         self.few_shot = few_shot
         self.scaffold = scaffold  # prefilled answer shape (local models only: needs prefill)
-        self._focus: dict[str, str] = {}  # scaffolded question -> the sentence it was asked about
         self.mtq, self.mta, self.temperature = max_tokens_questions, max_tokens_answer, temperature
 
     def questions(self, chunk: str, n: int, kind: str = "general") -> list[str]:
+        return [q for q, _ in self.questions_with_focus(chunk, n, kind)]
+
+    def questions_with_focus(
+        self, chunk: str, n: int, kind: str = "general"
+    ) -> list[tuple[str, str | None]]:
+        """(question, focus) pairs: the sentence a scaffolded question was asked about (pass it
+        back to `answers`, which quotes it), None otherwise. Returned, not kept: the teacher is
+        shared by worker threads, and two chunks may yield the same question."""
         if self.scaffold and kind != "api call":
             return self._scaffolded_questions(chunk, n)
         system = (P.QUESTIONS_API if kind == "api call" else P.QUESTIONS_GENERAL).format(n=n)
@@ -61,15 +68,19 @@ class LLMTeacher:
             msgs += P.FEW_SHOT_QUESTIONS
         msgs.append({"role": "user", "content": f"Passage: {chunk}\nWrite {n} questions."})
         out = self.lm.generate([msgs], max_tokens=self.mtq, temperature=self.temperature)[0]
-        return parse_questions(out.text, n)
+        return [(q, None) for q in parse_questions(out.text, n)]
 
     def answers(
         self,
         items: list[tuple[str, str, str | None]],
         kind: str = "general",
         attempt: int = 0,
+        focus: list[str | None] | None = None,
     ) -> list[str]:
-        """Chain-of-thought answers for (question, oracle, gold answer or None), one batch call."""
+        """Chain-of-thought answers for (question, oracle, gold answer or None), one batch call.
+
+        `focus`: per item, the sentence its scaffolded question was asked about (the quote).
+        """
         tmpl = P.ANSWER_API if kind == "api call" else P.ANSWER_GENERAL
         batch = []
         for q, ctx, gold in items:
@@ -82,7 +93,7 @@ class LLMTeacher:
         # A second attempt samples a little, so a deterministic teacher can say something else.
         temp = self.temperature if attempt == 0 else max(self.temperature, 0.7)
         if self.scaffold:
-            return self._scaffolded(batch, items, temp, attempt)
+            return self._scaffolded(items, temp, attempt, focus or [None] * len(items))
         outs = self.lm.generate(batch, max_tokens=self.mta, temperature=temp, seed=attempt or None)
         return [o.text.strip() for o in outs]
 
@@ -102,7 +113,7 @@ class LLMTeacher:
         step = len(good) / n
         return [good[int(i * step)] for i in range(n)]
 
-    def _scaffolded_questions(self, chunk: str, n: int) -> list[str]:
+    def _scaffolded_questions(self, chunk: str, n: int) -> list[tuple[str, str]]:
         focus = self._focus_sentences(chunk, n)
         batch = [
             [
@@ -115,24 +126,28 @@ class LLMTeacher:
             for f in focus
         ]
         outs = self.lm.generate(batch, max_tokens=40, temperature=self.temperature, stop=["\n"])
-        qs = []
+        out: list[tuple[str, str]] = []
         for f, o in zip(focus, outs, strict=True):
-            q = o.text.strip().split("?")[0].strip()
-            if len(q) >= 8:
-                q += "?"
-                self._focus[q] = f
-                qs.append(q)
-        return parse_questions("\n".join(qs), n)
+            raw = o.text.strip().split("?")[0].strip()
+            if len(raw) < 8:
+                continue
+            # the same cleaning as unscaffolded replies; a repeated question keeps its first focus
+            for q in parse_questions(raw + "?", 1):
+                if q.lower() not in (x.lower() for x, _ in out):
+                    out.append((q, f))
+        return out[:n]
 
-    def _scaffolded(self, batch: list, items: list, temp: float, attempt: int) -> list[str]:
+    def _scaffolded(
+        self, items: list, temp: float, attempt: int, focus: list[str | None]
+    ) -> list[str]:
         # The small model answers a plain question best: a short prompt, the quote prefilled.
         batch = [
             [{"role": "user", "content": f"{ctx}\n\nQuestion: {q}\nAnswer in a few words."}]
             for q, ctx, _ in items
         ]
         mids = []
-        for q, ctx, gold in items:
-            quote = self._focus.get(q) or best_quote(q, gold, [ctx])
+        for (q, ctx, gold), f in zip(items, focus, strict=True):
+            quote = f or best_quote(q, gold, [ctx])
             mids.append(f"The context states {P.BEGIN_QUOTE}{quote}{P.END_QUOTE}.\n{P.ANSWER_TAG}")
         outs = self.lm.generate(
             [m + [{"role": "assistant", "content": x}] for m, x in zip(batch, mids, strict=True)],

@@ -23,6 +23,8 @@ class QAItem:
     group: str = ""  # split key: items of one group (a chunk, an API) stay in one split
     type: str = "general"  # "general" | "api call"
     meta: dict[str, Any] = field(default_factory=dict)
+    # the sentence a scaffolded teacher asked this question about; its answer quotes it
+    focus: str | None = None
 
 
 @dataclass

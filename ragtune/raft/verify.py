@@ -1,4 +1,5 @@
-"""Checks on a chain-of-thought answer: the <ANSWER>: tag is there and every quote is real."""
+"""Checks on a chain-of-thought answer: the <ANSWER>: tag is there, it quotes the oracle, every
+quote is real, and (when the source has one) the final answer agrees with the gold."""
 
 from __future__ import annotations
 
@@ -37,8 +38,24 @@ def degenerate(answer: str) -> bool:
     return False
 
 
-def check(cot: str, oracles: list[str]) -> str | None:
-    """None when `cot` is acceptable, else the reason it is not (a drop-counter key)."""
+def answer_agrees(answer: str, gold: str, kind: str = "general") -> bool:
+    """Whether a teacher's final answer says the gold: the call AST match for API calls, the
+    label for yes/no/maybe golds, else normalised exact match or containment (a teacher may
+    answer in a sentence). The eval's own metrics, so what is kept is what would score."""
+    from ragtune.eval.metrics import score
+
+    s = score(answer, gold, kind)
+    if "call_ast" in s or "accuracy" in s:
+        return bool(s["correct"])
+    return bool(s["em"] or s["contains"])
+
+
+def check(cot: str, oracles: list[str], *, require_quote: bool = True) -> str | None:
+    """None when `cot` is acceptable, else the reason it is not (a drop-counter key).
+
+    `require_quote`: RAFT's answer cites the oracle, so a CoT with no quoted span is refused
+    (`no_quote`); off for the no-CoT ablation, whose target drops the reasoning anyway.
+    """
     ans = final_answer(cot)
     if ans is None:
         return "missing_answer_tag"
@@ -48,8 +65,11 @@ def check(cot: str, oracles: list[str]) -> str | None:
         return "degenerate_answer"
     if cot.count(BEGIN_QUOTE) != cot.count(END_QUOTE):
         return "unbalanced_quote_markers"
+    qs = quotes(cot)
+    if require_quote and not qs:
+        return "no_quote"
     norm_oracles = [normalise(o) for o in oracles]
-    for q in quotes(cot):
+    for q in qs:
         if not any(normalise(q) in o for o in norm_oracles):
             return "quote_not_in_oracle"
     return None

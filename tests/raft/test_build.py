@@ -1,6 +1,9 @@
 """The RAFT builder on real files: offline teacher, LLM teacher on a loopback server, faults."""
 
 import json
+import re
+import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -265,7 +268,7 @@ def test_clear_errors(tmp_path):
     with pytest.raises(DataError, match="no documents"):
         build([tmp_path / "empty"], tmp_path / "o")
     two = make_records(tmp_path / "two.jsonl", 2)
-    with pytest.raises(DataError, match="needs the oracle plus 4 distractors"):
+    with pytest.raises(DataError, match=r"needs 5 distractors .*the chunk \w+ has 1 usable"):
         build([two], tmp_path / "o")
     with pytest.raises(ConfigError, match="unknown --format"):
         build([API], tmp_path / "o", format=["csv"])
@@ -320,3 +323,264 @@ def test_ids_and_splits_do_not_depend_on_how_the_path_is_typed(tmp_path, monkeyp
     assert folder == built(work / "data", "folder-abs")
     ids = [i for rows in folder.values() for i, _, _ in rows]
     assert len(ids) == len(set(ids)) == 80  # recs.jsonl and sub/recs.jsonl are two documents
+
+
+# -- what trains and scores the model (issue 16) ------------------------------------------------
+_GOLD_HINT = re.compile(r"The correct final answer is: (.*)\. Explain", re.S)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def widgets(tmp_path, n=12, notes=0):
+    """Generic QA: 'What color is widget i?' -> color{i}; `notes` more corpus documents per
+    widget that mention its colour (they hold the gold answer but are not the oracle)."""
+    docs = {
+        f"d{i}": f"Fact {i}: the widget number {i} is painted color{i}. It weighs {i} kg."
+        for i in range(n)
+    }
+    for i in range(n):
+        for j in range(notes):
+            docs[f"n{i}-{j}"] = f"Shop note {j}: the paint color{i} is sold out in store {j}."
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", [{"id": k, "text": v} for k, v in docs.items()])
+    qa = write_jsonl(
+        tmp_path / "qa.jsonl",
+        [
+            {
+                "question": f"What color is widget {i}?",
+                "answer": f"color{i}",
+                "oracle_ids": [f"d{i}"],
+            }
+            for i in range(n)
+        ],
+    )
+    return qa, corpus
+
+
+def from_qa(qa, out, corpus=None, **kw):
+    from ragtune.cli.raft import RaftFromQAConfig, run_from_qa
+
+    return run_from_qa(
+        RaftFromQAConfig(
+            reader="generic",
+            path=str(qa),
+            corpus=str(corpus) if corpus else None,
+            out=str(out),
+            **kw,
+        )
+    )
+
+
+def scripted_teacher(final, quote=True):
+    """A teacher reply for answer prompts: quotes the context's first line (unless `quote` is
+    False) and ends with `final(gold, question, attempt)`; attempt counts per question."""
+    seen: Counter = Counter()
+    lock = threading.Lock()
+
+    def reply(messages):
+        user = messages[-1]["content"]
+        q = re.search(r"(?:Question|Request): (.*)\n", user).group(1)
+        ctx = re.search(r"(?:Context|API documentation): (.*?)\n\n", user, re.S).group(1)
+        gold = _GOLD_HINT.search(user).group(1)
+        with lock:
+            attempt = seen[q]
+            seen[q] += 1
+        line = ctx.split("\n")[0]
+        why = f"The context says {BEGIN_QUOTE}{line}{END_QUOTE}." if quote else "I know this."
+        return f"{why}\n{ANSWER_TAG} {final(gold, q, attempt)}"
+
+    return reply
+
+
+def widget_no(question: str) -> int:
+    return int(re.search(r"(\d+)", question).group(1))
+
+
+def test_from_qa_keeps_the_gold_answer_and_drops_teacher_mismatches(tmp_path):
+    """The teacher writes the CoT, but the example's answer (eval gold, DSF target) stays the
+    dataset's; a teacher final answer that disagrees with it is asked again, then dropped."""
+    qa, corpus = widgets(tmp_path)
+
+    def final(gold, q, attempt):
+        i = widget_no(q)
+        return [
+            gold,  # exact
+            f"The widget is painted {gold}.",  # contains the gold: accepted, gold kept
+            "blue",  # wrong twice: dropped
+            "blue" if attempt == 0 else gold.upper(),  # wrong, then right on the retry
+        ][i % 4]
+
+    with FakeOpenAIServer(reply=scripted_teacher(final)) as srv:
+        m = from_qa(qa, tmp_path / "o", corpus, teacher=f"openai:fake@{srv.base_url}")
+    rs = all_raw(tmp_path / "o")
+    assert m["drops"] == {"answer_mismatch": 3}
+    assert m["stats"]["retried_answers"] == 6
+    assert sorted(widget_no(r["question"]) % 4 for r in rs) == [0, 0, 0, 1, 1, 1, 3, 3, 3]
+    for r in rs:
+        assert r["answer"] == f"color{widget_no(r['question'])}"  # the gold, not the teacher's
+        assert "blue" not in r["cot_answer"]
+
+
+def test_from_qa_api_answers_are_matched_as_calls(tmp_path):
+    """API golds are compared by the call's AST (extra arguments allowed), not as text."""
+    recs = [
+        f"api_name: zz.op{i}\napi_call: zz.op{i}(a, mode='ro')\ndescription: Op {i}."
+        for i in range(8)
+    ]
+    qa = write_jsonl(
+        tmp_path / "qa.jsonl",
+        [
+            {
+                "question": f"Run op {i} read-only",
+                "answer": f"zz.op{i}(a, mode='ro')",
+                "oracle": r,
+                "type": "api call",
+            }
+            for i, r in enumerate(recs)
+        ],
+    )
+
+    def final(gold, q, attempt):
+        i = widget_no(q)
+        if i % 2:
+            return f"zz.op{i}(a, mode='ro')"[:-1] + ", retries=2)"  # same call, one more argument
+        return f"zz.op{i}(mode='rw')"  # another call: dropped
+
+    with FakeOpenAIServer(reply=scripted_teacher(final)) as srv:
+        m = from_qa(qa, tmp_path / "o", teacher=f"openai:fake@{srv.base_url}", distractors=3)
+    rs = all_raw(tmp_path / "o")
+    assert m["drops"] == {"answer_mismatch": 4}
+    assert sorted(widget_no(r["question"]) for r in rs) == [1, 3, 5, 7]
+    assert all(r["answer"] == f"zz.op{widget_no(r['question'])}(a, mode='ro')" for r in rs)
+
+
+def test_answers_without_a_quote_are_dropped_unless_allowed(tmp_path):
+    """RAFT's CoT quotes the oracle: an answer with no quoted span is asked again, then dropped
+    (`no_quote`); `allow_unquoted` keeps it, and --no-cot (whose target has no CoT) implies it."""
+    qa, corpus = widgets(tmp_path)
+
+    def reply(messages):
+        q = re.search(r"Question: (.*)\n", messages[-1]["content"]).group(1)
+        return scripted_teacher(lambda g, q, a: g, quote=widget_no(q) % 2 == 1)(messages)
+
+    with FakeOpenAIServer(reply=reply) as srv:
+        spec = f"openai:fake@{srv.base_url}"
+        m = from_qa(qa, tmp_path / "o", corpus, teacher=spec)
+        assert m["drops"] == {"no_quote": 6} and m["examples"] == 6
+        assert all(BEGIN_QUOTE in r["cot_answer"] for r in all_raw(tmp_path / "o"))
+        m = from_qa(qa, tmp_path / "a", corpus, teacher=spec, allow_unquoted=True)
+        assert m["drops"] == {} and m["examples"] == 12
+        m = from_qa(qa, tmp_path / "n", corpus, teacher=spec, no_cot=True)
+        assert m["drops"] == {} and m["examples"] == 12
+        m = from_qa(qa, tmp_path / "nq", corpus, teacher=spec, no_cot=True, allow_unquoted=False)
+        assert m["drops"] == {"no_quote": 6}
+    oracle = ["The vault opens read-only."]
+    assert check(f"It does.\n{ANSWER_TAG} yes", oracle) == "no_quote"
+    assert check(f"It does.\n{ANSWER_TAG} yes", oracle, require_quote=False) is None
+
+
+def test_pool_too_small_for_dropped_oracles_fails_before_any_teacher_call(tmp_path):
+    """An example whose oracle is dropped shows k + 1 distractors: with P < 1 the pool needs
+    k + 2 documents, checked before the teacher is paid; with P = 1, k + 1 suffice."""
+    qa, corpus = widgets(tmp_path, n=5)
+    with FakeOpenAIServer(reply=scripted_teacher(lambda g, q, a: g)) as srv:
+        spec = f"openai:fake@{srv.base_url}"
+        with pytest.raises(DataError, match=r"needs 5 distractors .*6 distinct documents") as e:
+            from_qa(qa, tmp_path / "o", corpus, teacher=spec, distractors=4, p=0.8)
+        assert "--distractors" in str(e.value) and "has 4" in str(e.value)
+        assert srv.requests == []  # nothing was paid for
+        m = from_qa(qa, tmp_path / "p1", corpus, teacher=spec, distractors=4, p=1.0)
+    assert m["examples"] == 5 and all(len(r["documents"]) == 5 for r in all_raw(tmp_path / "p1"))
+    m = from_qa(qa, tmp_path / "k3", corpus, distractors=3, p=0.0)  # 3 + 1 distractors of 4 others
+    assert m["examples"] == 5
+
+
+def test_distractors_are_never_the_oracles_api_or_hold_the_gold(tmp_path):
+    """No distractor is another record of the oracle's api_name, holds the gold call, or (for
+    text) holds the gold answer: with the oracle dropped, such a document would answer too."""
+    recs = []
+    for i in range(6):  # two versions of each API
+        for v in (1, 2):
+            recs.append(
+                (
+                    f"zz.op{i}",
+                    f"api_name: zz.op{i}\napi_call: zz.op{i}.v{v}(a)\ndescription: Op {i}, version {v}.",
+                )
+            )
+    qa = write_jsonl(
+        tmp_path / "api.jsonl",
+        [
+            {
+                "question": f"Run op {n[5:]} ({j})",
+                "answer": r.split("\n")[1][10:],
+                "oracle": r,
+                "type": "api call",
+            }
+            for j, (n, r) in enumerate(recs)
+        ],
+    )
+    from_qa(qa, tmp_path / "a", distractors=3, p=0.5)
+    rs = all_raw(tmp_path / "a")
+    assert len(rs) == 12
+    for r in rs:
+        name = r["oracle"][0].split("\n")[0]
+        others = [d for i, d in enumerate(r["documents"]) if i not in r["oracle_indices"]]
+        assert len(others) == (3 if r["oracle_present"] else 4)
+        assert not any(d.split("\n")[0] == name for d in others)
+    qa, corpus = widgets(tmp_path, notes=3)
+    from_qa(qa, tmp_path / "w", corpus, distractors=4, p=0.5)
+    rs = all_raw(tmp_path / "w")
+    assert len(rs) == 12
+    for r in rs:
+        others = [d for i, d in enumerate(r["documents"]) if i not in r["oracle_indices"]]
+        assert not any(re.search(rf"\b{r['answer']}\b", d) for d in others)
+
+
+def test_scaffolded_focus_is_per_item_not_shared(tmp_path, monkeypatch):
+    """Two chunks asked the same question in parallel: each answer quotes its own chunk's
+    sentence (a shared question -> sentence map let one overwrite the other)."""
+    from ragtune.testing import DummyLM
+
+    a_asked, b_answered = threading.Event(), threading.Event()
+
+    def reply(messages):
+        user = messages[0]["content"]
+        if user.startswith("Write one question"):
+            return "What does the passage say?"
+        if "Alpha" in user and not a_asked.is_set():
+            return "loop loop loop loop loop loop loop loop loop"  # degenerate: asked again
+        return "it is read-only"
+
+    class Gated(DummyLM):
+        # DummyLM runs replies under a lock; the waits happen outside it, in the workers.
+        def _generate(self, batch, cfg):
+            user = batch[0][0]["content"]
+            if user.startswith("Write one question") and "Beta" in user:
+                a_asked.wait(10)  # B asks its question after A's first answer...
+            out = super()._generate(batch, cfg)
+            if not user.startswith("Write one question"):
+                if "Alpha" in user and not a_asked.is_set():
+                    a_asked.set()
+                    b_answered.wait(10)  # ...and A asks again after B has its question
+                elif "Beta" in user:
+                    b_answered.set()
+            return out
+
+    lm = Gated(reply)
+    monkeypatch.setattr("ragtune.llm.spec.load_lm", lambda spec, **kw: lm)
+    corpus = write_jsonl(
+        tmp_path / "c.jsonl",
+        [
+            {"text": "Alpha vaults are opened with the alpha key in read-only mode by default."},
+            {"text": "Beta vaults are opened with the beta key in read-write mode by default."},
+        ],
+    )
+    m = build(
+        [corpus], tmp_path / "o", teacher="dummy", questions=1, distractors=0, p=1.0, workers=2
+    )
+    assert a_asked.is_set() and b_answered.is_set()
+    assert m["drops"] == {} and m["examples"] == 2
+    for r in all_raw(tmp_path / "o"):
+        assert f"{BEGIN_QUOTE}{r['oracle'][0]}{END_QUOTE}" in r["cot_answer"]
