@@ -1,7 +1,10 @@
 """Split documents into chunks measured in the generator's tokens.
 
-Chunks are packed from whole sentences up to `size` tokens; consecutive chunks share up to
-`overlap` tokens of trailing sentences. A sentence longer than `size` is cut into token windows.
+Chunks are packed from whole sentences up to `size` tokens, and each starts with at least
+`overlap` tokens of the one before: its trailing sentences when they are not much more than
+that, else its last `overlap` tokens from a word boundary inside a sentence. A sentence longer
+than `size` is cut at token (preferably word) boundaries, and so is a sentence that would not
+fit beside the overlap.
 `mode="record"` keeps each document (e.g. one API record) as exactly one chunk.
 
     chunks = chunk_documents(docs, tokenizer, size=256, overlap=32)
@@ -10,6 +13,7 @@ Chunks are packed from whole sentences up to `size` tokens; consecutive chunks s
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -59,53 +63,120 @@ def chunk_text(text: str, tok: Tokenizer, size: int, overlap: int) -> list[tuple
     if not spans:
         return []
     counts = _count(tok, [text[s:e] for s, e in spans])
-    # Cut over-long sentences into token windows first, so every unit fits in `size`.
+    # Units are placed whole: sentences, and over-long sentences cut into pieces that fit.
     units: list[tuple[int, int, int]] = []
     for (s, e), n in zip(spans, counts, strict=True):
-        if n <= size:
-            units.append((s, e, n))
-            continue
-        units.extend(_token_windows(text, s, e, tok, size, overlap))
+        while n > size:
+            first, (s, e, n) = _cut(text, s, e, tok, size)
+            units.append(first)
+        units.append((s, e, n))
+    # The next chunk starts on a sentence when the tail from there is at most twice the overlap;
+    # a longer tail is worth a start inside the sentence, so chunks do not become mostly repeats.
+    cap = min(2 * overlap, size - 1)
     chunks: list[tuple[int, int, int]] = []
+    prev = (0, 0, 0)  # the last chunk
+    head: int | None = None  # where the tail of the last chunk, repeated by this one, starts
     i = 0
     while i < len(units):
+        start, room = units[i][0], size
+        if head is not None:
+            # Counted with the whitespace up to the next unit: a run of spaces or newlines
+            # between them can be many tokens.
+            used = _count(tok, [text[head : units[i][0]]])[0]
+            if used >= size:  # no room left for anything new: the tail at its shortest
+                head = _tail(text, *prev, tok, overlap, overlap, [])
+                used = _count(tok, [text[head : units[i][0]]])[0]
+            if used < size:  # else no overlap this once
+                start, room = head, size - used
         j, total = i, 0
-        while j < len(units) and total + units[j][2] <= size:
+        while j < len(units) and total + units[j][2] <= room:
             total += units[j][2]
             j += 1
-        j = max(j, i + 1)
-        s, e = units[i][0], units[j - 1][1]
-        n = _count(tok, [text[s:e]])[0]
-        # Joining sentences can add a token or two at the seams: drop sentences until it fits.
-        while n > size and j - 1 > i:
-            j -= 1
-            e = units[j - 1][1]
-            n = _count(tok, [text[s:e]])[0]
-        chunks.append((s, e, n))
-        if j >= len(units):
-            break
-        # Next chunk starts with trailing sentences worth <= overlap tokens (never this start).
-        back, k = 0, j
-        while k - 1 > i and back + units[k - 1][2] <= overlap:
-            k -= 1
-            back += units[k][2]
-        i = k
+        # The next unit does not fit. End on this sentence unless that leaves the chunk less
+        # than half of the room used, or no longer than the overlap (the next chunk could not
+        # move on): then cut the next unit to fill the room.
+        filled = False
+        if j < len(units) and (total < room // 2 or size - room + total <= overlap):
+            first, rest = _cut(text, units[j][0], units[j][1], tok, room - total)
+            if first[2] > 0:
+                units[j : j + 1] = [first, rest]
+                j += 1
+                filled = True
+        end = units[j - 1][1]
+        n = _count(tok, [text[start:end]])[0]
+        # Joining pieces can add a token or two at the seams: give back the last sentence, or
+        # tokens of a cut piece, until it fits; as a last resort drop the overlap this once.
+        while n > size:
+            s, e, m = units[j - 1]
+            if j - 1 > i and (not filled or m <= 1):
+                j -= 1
+                filled = False
+            elif m > 1:
+                units[j - 1 : j] = list(_cut(text, s, e, tok, max(1, m - (n - size))))
+            else:
+                start = units[i][0]
+            end = units[j - 1][1]
+            n = _count(tok, [text[start:end]])[0]
+        chunks.append((start, end, n))
+        starts = [units[k][0] for k in range(i, j)]
+        i = j
+        prev = (start, end, n)
+        head = _tail(text, *prev, tok, overlap, cap, starts) if overlap else None
     return chunks
 
 
-def _token_windows(text, s, e, tok, size, overlap):
-    """Cut text[s:e] into windows of `size` tokens, mapping token windows back to char spans."""
-    piece = text[s:e]
-    enc = tok(piece, add_special_tokens=False, return_offsets_mapping=True)
-    offs = enc["offset_mapping"]
-    step = max(1, size - overlap)
-    out = []
-    for a in range(0, len(offs), step):
-        b = min(a + size, len(offs))
-        out.append((s + offs[a][0], s + offs[b - 1][1], b - a))
-        if b == len(offs):
+def _tail(text, start, end, n, tok, overlap, cap, starts) -> int:
+    """Where the shortest tail of text[start:end] holding >= `overlap` tokens starts.
+
+    It begins on the latest unit start (a sentence) when that tail is at most `cap` tokens,
+    otherwise on the word boundary nearest `overlap` tokens before the end.
+    """
+    if n <= overlap:  # the whole chunk is less than the overlap: repeat all of it
+        return start
+    offs = tok(text[start:end], add_special_tokens=False, return_offsets_mapping=True)[
+        "offset_mapping"
+    ]
+    # Tokens from a position on, read off the chunk's own tokens (one tokenizer call); only
+    # the chosen start is re-counted, as tokenizing from there may differ at the cut.
+    firsts = [start + a for a, _ in offs]
+    for s in reversed([s for s in starts if start < s < end]):
+        if len(offs) - bisect_left(firsts, s) >= overlap:
+            if _count(tok, [text[s:end]])[0] in range(overlap, cap + 1):
+                return s
             break
-    return out
+    ideal = len(offs) - overlap
+    near = (t for t in range(ideal, max(0, ideal - 8), -1) if _at_word_boundary(text, firsts[t]))
+    for t in range(next(near, ideal), 0, -1):  # from a word boundary a few tokens back, if any
+        p = _word_start(text, firsts[t], end)
+        if _count(tok, [text[p:end]])[0] >= overlap:
+            return p
+    return start
+
+
+def _word_start(text: str, p: int, end: int) -> int:
+    while p < end and text[p].isspace():
+        p += 1
+    return p
+
+
+def _at_word_boundary(text: str, p: int) -> bool:
+    return p == 0 or text[p - 1].isspace() or not text[p - 1].isalnum() or not text[p].isalnum()
+
+
+def _cut(text, s, e, tok, room) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """Cut text[s:e] after at most `room` tokens (on a word boundary within 8 tokens of it if
+    there is one): the two pieces as (start, end, n_tokens)."""
+    offs = tok(text[s:e], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    k = next(
+        (k for k in range(room, max(0, room - 8), -1) if _at_word_boundary(text, s + offs[k][0])),
+        room,
+    )
+    cut = s + offs[k][0]
+    a_end, b_start = cut, _word_start(text, cut, e)
+    while a_end > s and text[a_end - 1].isspace():
+        a_end -= 1
+    na, nb = _count(tok, [text[s:a_end], text[b_start:e]])
+    return (s, a_end, na), (b_start, e, nb)
 
 
 def chunk_documents(
