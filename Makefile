@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+RT := HF_HUB_OFFLINE=1 $(VENV)/bin/ragtune
+
+# RAG with citations, then the RAFT and RoG stories as pipelines (a rerun skips what is done).
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) runs/demo.py
+	$(RT) pipeline configs/demo-raft.yaml
+	$(RT) ask runs/out/demo/raft/index "Which API call should I use to make the segment read-only?" \
+	    --adapter runs/out/demo/raft/raft_train/adapter --k 4 --threads 2
+	$(RT) pipeline configs/demo-rog.yaml
+	$(RT) rog ask runs/out/demo/rog/kg "recommend films like [The Amber Garden]" \
+	    --adapter runs/out/demo/rog/rog_train/adapter
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest

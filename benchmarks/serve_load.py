@@ -39,8 +39,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 LAUNCH = (
-    "import json, sys; from ragtune.cli.serve import ServeConfig, run_serve; "
-    "run_serve(ServeConfig(**json.loads(sys.argv[1])))"
+    "import json, sys; from ragtune.server.serve import ServeConfig, serve; "
+    "serve(ServeConfig(**json.loads(sys.argv[1])))"
 )
 
 

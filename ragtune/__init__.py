@@ -63,6 +63,11 @@ _LAZY = {
     "PipelineConfig": "ragtune.pipeline",
     "run_pipeline": "ragtune.pipeline",
     "load_config": "ragtune.config",
+    "AskConfig": "ragtune.rag.ask",
+    "ask": "ragtune.rag.ask",
+    "ServeConfig": "ragtune.server.serve",
+    "serve": "ragtune.server.serve",
+    "ModelArgs": "ragtune.llm.args",
 }
 # public name -> (module, attribute) where they differ (`ragtune.train` is the package)
 _ALIASES = {

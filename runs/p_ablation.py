@@ -34,12 +34,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     from rich.console import Console
 
-    from ragtune.cli.evaluate import run_eval
-    from ragtune.cli.raft import RaftBuildConfig, run_build
-    from ragtune.cli.train import run_train
-    from ragtune.eval.compare import EvalConfig, _line_plot
+    from ragtune.eval.compare import EvalConfig, _line_plot, evaluate
     from ragtune.examples.fictional import write_fictional_api
-    from ragtune.train.trainer import TrainConfig
+    from ragtune.raft.jobs import RaftBuildConfig, build_raft
+    from ragtune.train.trainer import TrainConfig, train
 
     con = Console()
     t0 = time.time()
@@ -50,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     for p in ps:
         tag = f"p{p:g}"
         con.rule(f"P = {p:g}: build RAFT data, train, evaluate")
-        run_build(
+        build_raft(
             RaftBuildConfig(
                 paths=[api],
                 out=str(out / tag / "raft"),
@@ -62,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
                 restart=True,
             )
         )
-        run_train(
+        train(
             TrainConfig(
                 data=str(out / tag / "raft"),
                 out=str(out / tag / "lora"),
@@ -74,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
                 **({"max_steps": 2} if args.quick else {}),
             )
         )
-        res = run_eval(
+        res = evaluate(
             EvalConfig(
                 data=str(out / tag / "raft"),
                 out=str(out / tag / "eval"),

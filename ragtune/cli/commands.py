@@ -11,6 +11,7 @@ from ragtune.cli import app
 from ragtune.cli.ui import err
 from ragtune.config import typer_command
 from ragtune.corpus.build import IndexConfig
+from ragtune.rag.ask import AskConfig
 
 console = Console()
 
@@ -84,59 +85,14 @@ def run_search(cfg: SearchConfig):
     return hits
 
 
-@dataclass
-class AskConfig:
-    """Answer a question from an index with a cited answer."""
-
-    index: str = field(
-        default="", metadata={"help": "Index directory.", "positional": True, "required": True}
-    )
-    question: str = field(
-        default="", metadata={"help": "The question.", "positional": True, "required": True}
-    )
-    model: str = field(
-        default="smollm2-135m",
-        metadata={"help": "Model spec: smollm2-135m, a model dir, gguf:PATH, openai:MODEL@URL."},
-    )
-    adapter: str | None = field(
-        default=None, metadata={"help": "PEFT adapter directory (local models)."}
-    )
-    k: int = field(default=3, metadata={"help": "Documents to retrieve.", "short": "-k"})
-    method: str | None = field(default=None, metadata={"help": "bm25 | dense | hybrid."})
-    max_tokens: int = field(default=128, metadata={"help": "Longest answer in tokens."})
-    max_context_tokens: int = field(default=2048, metadata={"help": "Token budget for documents."})
-    temperature: float = field(default=0.0, metadata={"help": "0 = greedy."})
-    threads: int | None = field(default=None, metadata={"help": "CPU threads for a local model."})
-    json: bool = field(default=False, metadata={"help": "Print the full result as JSON."})
-    show_reasoning: bool = field(
-        default=False,
-        metadata={"help": "Also print a tuned model's chain of thought (RAFT adapters)."},
-    )
-
-
-def load_rag(cfg):
-    """A RAG from a config with index, model, adapter, threads, k, method and token limits."""
-    from ragtune.llm.spec import load_lm
-    from ragtune.rag import RAG
-
-    kw = {"threads": cfg.threads} if cfg.threads and not cfg.model.startswith("openai:") else {}
-    with err.status("loading model"):
-        lm = load_lm(cfg.model, adapter=cfg.adapter, **kw)
-    return RAG(
-        cfg.index,
-        lm,
-        k=cfg.k,
-        method=cfg.method,
-        max_tokens=cfg.max_tokens,
-        max_context_tokens=cfg.max_context_tokens,
-    )
-
-
 def run_ask(cfg: AskConfig):
     """Retrieve, generate and print an answer with its cited sources."""
-    rag = load_rag(cfg)
+    from ragtune.rag.ask import ask
+
+    with err.status("loading model"):
+        lm = cfg.load_lm()
     with err.status("answering"):
-        ans = rag.ask(cfg.question, temperature=cfg.temperature)
+        ans = ask(cfg, lm)
     if cfg.json:
         print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=2))
     else:

@@ -1,7 +1,7 @@
 """Corpus → chunks → index, as one job (`ragtune index`).
 
-    from ragtune import IndexConfig, build_index
-    idx = build_index(IndexConfig(paths=["docs/"], out="out/index"))
+from ragtune import IndexConfig, build_index
+idx = build_index(IndexConfig(paths=["docs/"], out="out/index"))
 """
 
 from __future__ import annotations

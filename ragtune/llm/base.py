@@ -78,6 +78,9 @@ class LM:
     can_score: bool = False  # `score` gives log-probabilities of continuations
     can_stream: bool = False  # `stream` yields pieces as they are generated
     can_prefill: bool = False  # a trailing assistant message is continued, not answered
+    # next-token logits are in reach (`model`, `tokenizer`): beam search constrained to a trie
+    # (RoG's planner and grounded answers) runs on it
+    can_constrain: bool = False
     # The prompt format a tuned model was trained on (ragtune.rag.formats.PromptFormat); None:
     # an untuned model, asked in the `rag` format.
     prompt_format: Any = None

@@ -19,7 +19,7 @@ STOP_CACHE = 16  # stop lists whose criteria are kept (least recently used dropp
 
 
 class TransformersLM(LM):
-    local = can_score = can_stream = can_prefill = True
+    local = can_score = can_stream = can_prefill = can_constrain = True
 
     def __init__(
         self,
@@ -61,6 +61,9 @@ class TransformersLM(LM):
         if adapter is not None:
             from peft import PeftModel
 
+            from ragtune.store import recover_dir
+
+            recover_dir(adapter)  # a save killed mid-swap may have left the adapter moved aside
             if not (Path(adapter) / "adapter_config.json").exists():
                 raise ConfigError(f"{adapter} is not a PEFT adapter (no adapter_config.json)")
             from ragtune.train.trainer import grow_for_adapter

@@ -19,10 +19,28 @@ from ragtune.llm.base import LM
 DEFAULT_MODEL = "smollm2-135m"
 
 
+# Settings that only one kind of backend has: the other kind ignores them, so a job passes
+# them whatever the spec is (callers never test the spec string themselves).
+LOCAL_ONLY = ("threads", "batch_size", "dtype")
+REMOTE_ONLY = ("concurrency", "max_retries", "timeout", "api_key_env", "backoff_base")
+
+
+def runs_locally(spec: str) -> bool:
+    """Whether a spec names a model that runs in this process, without loading it (the loaded
+    backend says the same as `lm.local`)."""
+    return not spec.strip().startswith("openai:")
+
+
 def load_lm(spec: str = DEFAULT_MODEL, *, adapter: str | None = None, **kw: Any) -> LM:
-    """Build the backend a spec string names (see the module docstring)."""
+    """Build the backend a spec string names (see the module docstring). `None` settings are
+    left at the backend's default; local-only settings are dropped for endpoints and the other
+    way round."""
     spec = spec.strip()
-    if spec.startswith("openai:"):
+    kw = {k: v for k, v in kw.items() if v is not None}
+    remote = not runs_locally(spec)
+    for k in REMOTE_ONLY if not remote else LOCAL_ONLY:
+        kw.pop(k, None)
+    if remote:
         from ragtune.llm.openai import OpenAILM
 
         if adapter:

@@ -210,10 +210,9 @@ class Builder:
             from ragtune.llm.spec import load_lm
             from ragtune.raft.teacher import LLMTeacher
 
-            local = not cfg.teacher.startswith("openai:")
-            self.lm = load_lm(cfg.teacher, **({} if local else {"concurrency": cfg.concurrency}))
+            self.lm = load_lm(cfg.teacher, concurrency=cfg.concurrency)  # endpoints only
             few = bool(cfg.few_shot)
-            scaffold = cfg.scaffold if cfg.scaffold is not None else local
+            scaffold = cfg.scaffold if cfg.scaffold is not None else self.lm.can_prefill
             self.teacher = LLMTeacher(self.lm, few_shot=few, scaffold=scaffold)
         self.rate = _RateLimiter(cfg.rate_limit)
 
@@ -373,9 +372,9 @@ class Builder:
         digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()
         sfile = w / "settings.json"
         if self.cfg.restart and w.exists():
-            import shutil
+            from ragtune.store import remove_dir
 
-            shutil.rmtree(w)
+            remove_dir(w)  # never a half-deleted checkpoint that a later run would resume
         if sfile.exists():
             old = json.loads(sfile.read_text())
             if old.get("digest") != digest:
@@ -581,8 +580,8 @@ def corpus_units(
 
         tok = load_tokenizer(
             "smollm2-135m"
-            if cfg.teacher in ("offline",) or cfg.teacher.startswith("openai:")
-            else cfg.teacher
+            if cfg.teacher == "offline"
+            else cfg.teacher  # an endpoint's tokens are measured with the bundled tokenizer
         )
     chunks = chunk_documents(docs, tok, size=cfg.chunk_size, overlap=cfg.chunk_overlap, mode=mode)
     if cfg.max_chunks:

@@ -21,7 +21,7 @@ def grounded_answers(
     lm, batch: list[list[dict]], candidates: list[list[str]], max_new_tokens: int = 64
 ) -> tuple[list[list[str]], list[str]]:
     """(answers, raw replies) per conversation; answers ⊆ that conversation's candidates."""
-    if not (hasattr(lm, "model") and hasattr(lm, "tokenizer")):
+    if not getattr(lm, "can_constrain", False):
         raw = [c.text for c in lm.generate(batch, max_tokens=max_new_tokens)]
         out = []
         for text, cands in zip(raw, candidates, strict=True):

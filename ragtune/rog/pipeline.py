@@ -232,13 +232,15 @@ def load_planner(
     """
     if not planner and not adapter:
         return None
-    if not planner and model.startswith("openai:"):
-        raise ConfigError(
-            f"planner_adapter {adapter!r} needs a local base model, but the reasoner {model!r} "
-            "is an endpoint; name the planner's base model with --planner"
-        )
-    from ragtune.llm.spec import load_lm
+    from ragtune.llm.spec import load_lm, runs_locally
 
+    if not planner:
+        # the adapter goes on the reasoner's base model, which must be one we can load locally
+        if not runs_locally(model):
+            raise ConfigError(
+                f"planner_adapter {adapter!r} needs a local base model, but the reasoner "
+                f"{model!r} is an endpoint; name the planner's base model with --planner"
+            )
     return load_lm(planner or model, adapter=adapter, **kw)
 
 

@@ -68,7 +68,7 @@ class Planner:
 
     @property
     def local(self) -> bool:
-        return hasattr(self.lm, "model") and hasattr(self.lm, "tokenizer")
+        return bool(getattr(self.lm, "can_constrain", False))
 
     def plan(
         self,

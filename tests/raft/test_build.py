@@ -295,7 +295,8 @@ def test_ids_and_splits_do_not_depend_on_how_the_path_is_typed(tmp_path, monkeyp
     """`raft build` of one file typed as a relative path, an absolute path, and a copy in
     another folder (and of one folder, relative and absolute): the same ids, groups and splits.
     They used to hash the path string, so each gave another split."""
-    from ragtune.cli.raft import RaftBuildConfig, run_build
+    from ragtune.raft.jobs import RaftBuildConfig
+    from ragtune.raft.jobs import build_raft as run_build
 
     work = tmp_path / "work"
     (work / "data" / "sub").mkdir(parents=True)
@@ -360,7 +361,8 @@ def widgets(tmp_path, n=12, notes=0):
 
 
 def from_qa(qa, out, corpus=None, **kw):
-    from ragtune.cli.raft import RaftFromQAConfig, run_from_qa
+    from ragtune.raft.jobs import RaftFromQAConfig
+    from ragtune.raft.jobs import raft_from_qa as run_from_qa
 
     return run_from_qa(
         RaftFromQAConfig(

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from ragtune.cli.raft import RaftFromQAConfig, run_from_qa
+from ragtune.raft.jobs import RaftFromQAConfig
+from ragtune.raft.jobs import raft_from_qa as run_from_qa
 from ragtune.raft.prompts import ANSWER_TAG
 from ragtune.raft.verify import check
 from ragtune.testing import fake_teacher_reply

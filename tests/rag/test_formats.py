@@ -23,8 +23,9 @@ MARKERS = ("##begin_quote##", "##end_quote##", "<ANSWER>:")
 @pytest.fixture(scope="module")
 def raft_adapter(tmp_path_factory, tiny_model, tiny_tokenizer):
     """(RAFT data dir, trained adapter dir, index over the same API records)."""
-    from ragtune.cli.raft import RaftBuildConfig, run_build
     from ragtune.corpus.build import IndexConfig, build_index
+    from ragtune.raft.jobs import RaftBuildConfig
+    from ragtune.raft.jobs import build_raft as run_build
     from ragtune.train.trainer import TrainConfig, train
 
     tmp = tmp_path_factory.mktemp("formats")

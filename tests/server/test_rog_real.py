@@ -60,7 +60,7 @@ def test_real_rog(serve, lease_rag, catalog):
 
 
 def test_serve_config_with_kg(glimmer_index, catalog):
-    from ragtune.cli.serve import ServeConfig, build_app
+    from ragtune.server.serve import ServeConfig, build_app
     from tests.server.conftest import LiveServer
 
     kg_dir, qs = catalog
@@ -80,8 +80,8 @@ def test_serve_config_with_kg(glimmer_index, catalog):
 
 def test_serve_refuses_constrained_rog_without_a_local_model(glimmer_index, catalog):
     """The default --rog-mode grounded needs a local planner: fail at startup, not per request."""
-    from ragtune.cli.serve import ServeConfig, build_app
     from ragtune.errors import ConfigError
+    from ragtune.server.serve import ServeConfig, build_app
 
     kg_dir, _ = catalog
     cfg = ServeConfig(index=str(glimmer_index.path), kg=str(kg_dir), model="dummy")

@@ -51,8 +51,9 @@ def test_serve_command(glimmer_index, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from ragtune.cli.serve import ServeConfig, build_app, register
+    from ragtune.cli.serve import register
     from ragtune.config import load_config
+    from ragtune.server.serve import ServeConfig, build_app
     from tests.server.conftest import LiveServer
 
     app = typer.Typer()
