@@ -63,6 +63,22 @@ class EvalConfig:
     )
     raft_adapter: str | None = field(default=None, metadata={"help": "RAFT LoRA adapter."})
     split: str = field(default="test", metadata={"help": "Split to evaluate."})
+    index: str | None = field(
+        default=None,
+        metadata={
+            "help": "Take the RAG context from this index (`ragtune index`: your chunks, with "
+            "--retriever and -k) instead of an index over the dataset's documents: the RAG "
+            "system you run is the one scored."
+        },
+    )
+    test_data: str | None = field(
+        default=None,
+        metadata={
+            "help": "Take the test questions (--split of it) from another RAFT build, e.g. "
+            "APIBench's eval file built apart from its train file; --data still gives the "
+            "adapters' training data and the distractor pool."
+        },
+    )
     configs: list[str] = field(
         default_factory=lambda: list(CONFIGS), metadata={"help": "Configurations to run."}
     )
@@ -245,10 +261,14 @@ def evaluate(
             "all, the base and dsf rows of the main table already show it)"
         )
     data, out = Path(cfg.data), Path(cfg.out)
-    rows = raw_rows(data, cfg.split)[: cfg.limit or None]
+    qdata = Path(cfg.test_data) if cfg.test_data else data
+    rows = raw_rows(qdata, cfg.split)[: cfg.limit or None]
     if not rows:
-        raise DataError(f"the {cfg.split} split of {data} is empty; build with a test share > 0")
+        raise DataError(f"the {cfg.split} split of {qdata} is empty; build with a test share > 0")
     pool = _pool(data)
+    if cfg.test_data:  # the test build's documents are distractors too (a pool of both)
+        seen = set(pool)
+        pool += [d for d in _pool(qdata) if not (d in seen or seen.add(d))]
     rerank = _reranker(cfg.rerank)
     models = _Models(cfg)
     t0 = time.time()
@@ -267,17 +287,34 @@ def evaluate(
         "examples": [],
     }
 
-    # retrieved context, identical for every RAG configuration
-    with tempfile.TemporaryDirectory() as d:
-        methods = ("bm25", "dense") if cfg.retriever == "hybrid" else (cfg.retriever,)
-        chunks = [Chunk(id=str(i), doc_id=str(i), text=t) for i, t in enumerate(pool)]
-        index = Index.build(chunks, Path(d) / "index", methods=methods)
-        hits = index.search([r["question"] for r in rows], cfg.k, cfg.retriever)
-    contexts = [[pool[i] for i in ids if i >= 0] for ids in hits.ids]
+    # retrieved context, identical for every RAG configuration: from the user's own index, or
+    # from an index over the dataset's documents (one document, one chunk)
+    questions = [r["question"] for r in rows]
+    if cfg.index:
+        index = Index.load(cfg.index)
+        if cfg.retriever not in index.methods:
+            raise ConfigError(
+                f"--retriever {cfg.retriever!r} is not in {cfg.index} (it has "
+                f"{', '.join(index.methods)}); pick one of those or rebuild the index"
+            )
+        hits = index.search(questions, cfg.k, cfg.retriever)
+        contexts = [[index.chunks[i].text for i in ids if i >= 0] for ids in hits.ids]
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            methods = ("bm25", "dense") if cfg.retriever == "hybrid" else (cfg.retriever,)
+            chunks = [Chunk(id=str(i), doc_id=str(i), text=t) for i, t in enumerate(pool)]
+            index = Index.build(chunks, Path(d) / "index", methods=methods)
+            hits = index.search(questions, cfg.k, cfg.retriever)
+        contexts = [[pool[i] for i in ids if i >= 0] for ids in hits.ids]
     if rerank:
-        contexts = rerank(contexts, [r["question"] for r in rows])
+        contexts = rerank(contexts, questions)
     rag_prompts = [instruction(c, r["question"]) for r, c in zip(rows, contexts, strict=True)]
-    retrieved = [any(o in c for o in r["oracle"]) for r, c in zip(rows, contexts, strict=True)]
+    # the oracle was retrieved when a retrieved text holds it (or, for a user's index whose
+    # chunks cut documents differently, when an oracle holds a retrieved chunk)
+    retrieved = [
+        any(o in t or (cfg.index and t in o) for o in r["oracle"] for t in c)
+        for r, c in zip(rows, contexts, strict=True)
+    ]
     recall = float(np.mean(retrieved))
     results["retrieval_oracle_recall"] = round(100 * recall, 2)
     total = len(rows) * len(cfg.configs)
@@ -318,15 +355,16 @@ def evaluate(
         return preds
 
     per_example: dict[str, list[str]] = {}
+    per_correct: dict[str, list[float]] = {}
     for c in cfg.configs:
         prompts = (
             rag_prompts if c.endswith("+rag") or c == "raft" else [r["question"] for r in rows]
         )
         preds = cell(f"main/{c}", c, prompts, c)
         per_example[c] = preds
-        results["main"][c] = _mean(
-            [score(p, r["answer"], r["type"]) for p, r in zip(preds, rows, strict=True)]
-        )
+        scores = [score(p, r["answer"], r["type"]) for p, r in zip(preds, rows, strict=True)]
+        per_correct[c] = [headline(s) for s in scores]
+        results["main"][c] = _mean(scores)
         rag = c.endswith("+rag") or c == "raft"
         absent = [i for i in range(len(rows)) if not (rag and retrieved[i])]
         if absent:
@@ -335,12 +373,14 @@ def evaluate(
                 [rows[i]["answer"] for i in absent],
                 [rows[i]["type"] for i in absent],
             )
-    for i, r in enumerate(rows):
+    for i, r in enumerate(rows):  # every question, so two runs compare question by question
         results["examples"].append(
             {
+                "id": r["id"],
                 "question": r["question"],
                 "gold": r["answer"],
                 **{c: per_example[c][i] for c in cfg.configs},
+                "correct": {c: per_correct[c][i] for c in cfg.configs},
             }
         )
 

@@ -263,3 +263,61 @@ def test_refusals_are_scored_where_the_oracle_is_absent(tmp_path, monkeypatch):
     # the oracle-free cells resume like the others
     monkeypatch.setattr(compare._Models, "get", lambda self, c: pytest.fail("generated again"))
     assert evaluate(cfg)["oracle_free"] == res["oracle_free"]
+
+
+def test_eval_scores_the_users_index_and_other_test_data(tmp_path, monkeypatch, tiny_tokenizer):
+    """--index: the RAG context is the user's index (its chunks, retriever, k), not one over the
+    dataset's documents; --test-data: the questions come from another build; per question, the
+    answers and scores stay in results.json so two runs compare question by question."""
+    import json
+
+    from ragtune.corpus.build import IndexConfig, build_index
+    from ragtune.examples import GLIMMERDB
+    from ragtune.testing import DummyLM
+
+    recs = write_short_api(tmp_path / "api.jsonl")
+    rc = RaftConfig(out=str(tmp_path / "raft"), distractors=2, questions=1, test_fraction=0.3)
+    Builder(rc, *corpus_units([str(recs)], rc)).run()
+    # the user's own index: another corpus, so its chunks are recognisable in the prompts
+    own = build_index(
+        IndexConfig(paths=[str(GLIMMERDB / "guide.md")], out=str(tmp_path / "own"), chunk_size=64),
+        tokenizer=tiny_tokenizer,
+    )
+    lm = DummyLM(["x"])
+    monkeypatch.setattr(compare._Models, "get", lambda self, c: lm)
+    base = dict(data=str(tmp_path / "raft"), configs=["base+rag"], sweep=[], k=2, limit=3)
+    res = evaluate(EvalConfig(**base, out=str(tmp_path / "e1"), index=str(own.path)))
+    chunk_texts = {c.text for c in own.chunks}
+    for m in lm.calls:
+        docs = m[-1]["content"].split("</DOCUMENT>\n")[:-1]
+        assert len(docs) == 2 and all(d.removeprefix("<DOCUMENT>") in chunk_texts for d in docs)
+    assert res["retrieval_oracle_recall"] == 0.0  # the guide holds no API record
+    rows = compare.raw_rows(tmp_path / "raft", "test")[:3]
+    saved = json.loads((tmp_path / "e1" / "results.json").read_text())["examples"]
+    assert [e["id"] for e in saved] == [r["id"] for r in rows]
+    assert all(set(e["correct"]) == {"base+rag"} for e in saved)
+    with pytest.raises(ConfigError, match="--retriever 'bm25' is not in"):
+        dense_only = build_index(
+            IndexConfig(
+                paths=[str(GLIMMERDB / "guide.md")], out=str(tmp_path / "d"), methods=["dense"]
+            ),
+            tokenizer=tiny_tokenizer,
+        )
+        evaluate(EvalConfig(**base, out=str(tmp_path / "e2"), index=str(dense_only.path)))
+
+    # test questions from another build (here: other API records), the adapters' data as before
+    other = tmp_path / "other.jsonl"
+    other.write_text(
+        "".join(
+            json.dumps({"api_name": f"yy.run{i}", "api_call": f"yy.run{i}(b)", "returns": f"S{i}"})
+            + "\n"
+            for i in range(12)
+        )
+    )
+    rc2 = RaftConfig(out=str(tmp_path / "raft2"), distractors=2, questions=1, test_fraction=0.3)
+    Builder(rc2, *corpus_units([str(other)], rc2)).run()
+    res = evaluate(EvalConfig(**base, out=str(tmp_path / "e3"), test_data=str(tmp_path / "raft2")))
+    want = compare.raw_rows(tmp_path / "raft2", "test")[:3]
+    assert [e["question"] for e in res["examples"]] == [r["question"] for r in want]
+    assert [e["gold"] for e in res["examples"]] == [r["answer"] for r in want]
+    assert all("yy.run" in r["oracle"][0] for r in want)
