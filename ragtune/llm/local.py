@@ -59,8 +59,9 @@ class TransformersLM(LM):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
         if adapter is not None:
-            from peft import PeftModel
+            from ragtune.extras import require
 
+            PeftModel = require("peft", "--adapter").PeftModel
             from ragtune.store import recover_dir
 
             recover_dir(adapter)  # a save killed mid-swap may have left the adapter moved aside

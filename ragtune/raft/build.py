@@ -519,7 +519,9 @@ def to_completion(r: dict, stop: str) -> dict:
 
 def write_outputs(out: Path, splits: dict[str, list[dict]], cfg: RaftConfig) -> None:
     """HF datasets directory (raw fields) + each --format as jsonl/parquet, all atomically."""
-    import datasets
+    from ragtune.extras import require
+
+    datasets = require("datasets", "writing RAFT data")
     from datasets import Dataset, DatasetDict
 
     datasets.disable_progress_bars()

@@ -7,7 +7,10 @@
 `ragtune serve --index DIR` does this and runs it under uvicorn (docs/server.md).
 """
 
-from ragtune.server.app import create_app
-from ragtune.server.limits import Settings
+from ragtune.extras import require
+
+require("fastapi", "the server")  # before app.py's imports fail with a bare ImportError
+from ragtune.server.app import create_app  # noqa: E402
+from ragtune.server.limits import Settings  # noqa: E402
 
 __all__ = ["create_app", "Settings"]

@@ -233,6 +233,10 @@ def train(
 ) -> dict[str, Any]:
     """Train; returns a summary (steps, losses, tokens/s). `model`/`tokenizer` skip loading."""
     import torch
+
+    from ragtune.extras import require
+
+    require("peft", "training")
     from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
     from transformers import get_cosine_schedule_with_warmup
 
@@ -535,7 +539,9 @@ class _null:
 
 def merge(adapter: str | Path, out: str | Path) -> Path:
     """Fold a LoRA adapter into its base model and save a full model directory."""
-    from peft import PeftModel
+    from ragtune.extras import require
+
+    PeftModel = require("peft", "merging").PeftModel
 
     adapter, out = Path(adapter), Path(out)
     recover_dir(adapter)  # a save killed mid-swap may have left the adapter moved aside
