@@ -423,6 +423,22 @@ def _refusal_cells(s: dict[str, Any]) -> str:
     return f"{s['n']} | {_pct(s['refusal_rate'])} | {_pct(s['answered_precision'])}"
 
 
+def _by_k_table(title: str, by_config: dict[str, dict], cell: Callable[[Any], str]) -> list[str]:
+    """A titled markdown table: one row per configuration, one column per k."""
+    ks = list(next(iter(by_config.values())).keys())
+    return [
+        "",
+        title,
+        "",
+        "| configuration | " + " | ".join(f"k={k}" for k in ks) + " |",
+        "|---|" + "---|" * len(ks),
+        *(
+            f"| {c} | " + " | ".join(cell(by_k[k]) for k in ks) + " |"
+            for c, by_k in by_config.items()
+        ),
+    ]
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     main = results["main"]
     keys = sorted({k for m in main.values() for k in m})
@@ -437,16 +453,11 @@ def markdown_table(results: dict[str, Any]) -> str:
             + " |"
         )
     if results["sweep"]:
-        ks = list(next(iter(results["sweep"].values())).keys())
-        lines += [
-            "",
+        lines += _by_k_table(
             "Robustness (headline accuracy, oracle + k distractors):",
-            "",
-            "| configuration | " + " | ".join(f"k={k}" for k in ks) + " |",
-            "|---|" + "---|" * len(ks),
-        ]
-        for c, by_k in results["sweep"].items():
-            lines.append(f"| {c} | " + " | ".join(f"{headline(by_k[k]):.2f}" for k in ks) + " |")
+            results["sweep"],
+            lambda m: f"{headline(m):.2f}",
+        )
     refusals = results.get("refusals") or {}
     if refusals:
         lines += [
@@ -459,23 +470,11 @@ def markdown_table(results: dict[str, Any]) -> str:
         ]
         lines += [f"| {c} | {_refusal_cells(s)} |" for c, s in refusals.items()]
     if results.get("oracle_free"):
-        ks = list(next(iter(results["oracle_free"].values())).keys())
-        lines += [
-            "",
+        lines += _by_k_table(
             "Oracle-free prompts (k distractors, no oracle): refused % / precision of answered %:",
-            "",
-            "| configuration | " + " | ".join(f"k={k}" for k in ks) + " |",
-            "|---|" + "---|" * len(ks),
-        ]
-        for c, by_k in results["oracle_free"].items():
-            lines.append(
-                f"| {c} | "
-                + " | ".join(
-                    f"{_pct(by_k[k]['refusal_rate'])} / {_pct(by_k[k]['answered_precision'])}"
-                    for k in ks
-                )
-                + " |"
-            )
+            results["oracle_free"],
+            lambda s: f"{_pct(s['refusal_rate'])} / {_pct(s['answered_precision'])}",
+        )
     cut = {c: n for c, n in results.get("cut_at_max_tokens", {}).items() if n}
     if cut:
         lines += [
