@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import re
 import string
+import threading
 from collections import Counter
 
 from ragtune.raft.prompts import ANSWER_TAG, REFUSAL
@@ -62,16 +63,27 @@ def label_accuracy(pred: str, gold: str, labels: tuple[str, ...] = ("yes", "no",
     return 0.0
 
 
+# CPython 3.11's parser is not thread-safe: two threads in ast.parse at once can raise
+# "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905). The RAFT
+# builder checks teacher answers from worker threads, so every parse here takes this lock.
+_PARSE = threading.Lock()
+
+
+def _parse(code: str) -> ast.Expression:
+    with _PARSE:
+        return ast.parse(code, mode="eval")
+
+
 def _call_node(code: str) -> ast.Call | None:
     code = code.strip().strip("`").strip()
     try:
-        tree = ast.parse(code, mode="eval")
+        tree = _parse(code)
     except SyntaxError:
         m = re.search(r"[\w.]+\(.*\)", code, re.S)  # the first call-looking span
         if not m:
             return None
         try:
-            tree = ast.parse(m.group(0), mode="eval")
+            tree = _parse(m.group(0))
         except SyntaxError:
             return None
     node = tree.body
