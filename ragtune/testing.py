@@ -3,6 +3,7 @@
 lm = DummyLM(["first reply", "second reply"])      # replies consumed in order, then cycled
 lm = DummyLM(lambda messages: "echo " + messages[-1]["content"])
 path = make_tiny_llama(tmp_path / "tiny")           # ~0.1M params, loads in a blink
+path = make_tiny_causal_lm(tmp_path / "g", "gpt2")  # the same for Qwen2, Mistral, Phi-3, GPT-2, ...
 """
 
 from __future__ import annotations
@@ -64,25 +65,12 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-def make_tiny_llama(
-    path: str | Path,
-    *,
-    texts: Sequence[str] | None = None,
-    vocab_size: int = 512,
-    hidden: int = 64,
-    layers: int = 2,
-    seed: int = 0,
-) -> Path:
-    """Write a tiny random-initialised Llama + byte-level BPE tokenizer to `path` (seconds on CPU).
-
-    For tests of loading, generation, scoring and training: the outputs are gibberish by design.
-    """
-    import torch
+def _tiny_tokenizer(texts: Sequence[str] | None, vocab_size: int, chat: bool = True):
+    """The tiny models' byte-level BPE tokenizer. `chat=False`: like GPT-2's and GPT-NeoX's own,
+    no chat template and no pad token (only EOS)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
     specials = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
     corpus = (
         list(texts or [])
@@ -105,12 +93,35 @@ def make_tiny_llama(
     tok.train_from_iterator(corpus, trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        pad_token="<|pad|>",
+        pad_token="<|pad|>" if chat else None,
         bos_token="<|bos|>",
         eos_token="<|end|>",
         additional_special_tokens=specials[3:],
     )
-    fast.chat_template = TINY_CHAT_TEMPLATE
+    if chat:
+        fast.chat_template = TINY_CHAT_TEMPLATE
+    return fast
+
+
+def make_tiny_llama(
+    path: str | Path,
+    *,
+    texts: Sequence[str] | None = None,
+    vocab_size: int = 512,
+    hidden: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random-initialised Llama + byte-level BPE tokenizer to `path` (seconds on CPU).
+
+    For tests of loading, generation, scoring and training: the outputs are gibberish by design.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    fast = _tiny_tokenizer(texts, vocab_size)
     fast.save_pretrained(path)
     torch.manual_seed(seed)
     cfg = LlamaConfig(
@@ -131,6 +142,160 @@ def make_tiny_llama(
     )
     LlamaForCausalLM(cfg).save_pretrained(path)
     return path
+
+
+# decoder families make_tiny_causal_lm writes: their module names differ (q_proj/k_proj/v_proj,
+# Phi-3's qkv_proj and gate_up_proj, GPT-2's Conv1D c_attn, GPT-NeoX's query_key_value), as do
+# the names of their decoder and output head
+FAMILIES = ("llama", "qwen2", "mistral", "phi3", "gpt2", "gpt_neox")
+
+
+def make_tiny_causal_lm(
+    path: str | Path,
+    family: str,
+    *,
+    texts: Sequence[str] | None = None,
+    vocab_size: int = 512,
+    hidden: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random causal LM of `family` (one of FAMILIES) + tokenizer to `path`.
+
+    The tiny Llama's tokenizer; GPT-2 and GPT-NeoX get it as theirs come: no chat template, no
+    pad token. Initialised with std 0.5 like the tiny Llama (see make_tiny_llama).
+    """
+    import torch
+    import transformers as tf
+
+    if family == "llama":
+        return make_tiny_llama(
+            path, texts=texts, vocab_size=vocab_size, hidden=hidden, layers=layers, seed=seed
+        )
+    if family not in FAMILIES:
+        raise ValueError(f"family {family!r}: use one of {', '.join(FAMILIES)}")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    fast = _tiny_tokenizer(texts, vocab_size, chat=family not in ("gpt2", "gpt_neox"))
+    fast.save_pretrained(path)
+    # the families' default special-token ids (GPT-2's 50256, Phi-3's 32000) lie outside a
+    # 512-token vocabulary: point them at the tokenizer's
+    ids = dict(
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id if fast.pad_token_id is not None else fast.eos_token_id,
+    )
+    common = dict(vocab_size=len(fast), initializer_range=0.5, **ids)
+    llama_like = dict(
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        **common,
+    )
+    if family == "qwen2":
+        cfg, cls = tf.Qwen2Config(tie_word_embeddings=True, **llama_like), tf.Qwen2ForCausalLM
+    elif family == "mistral":
+        cfg, cls = tf.MistralConfig(tie_word_embeddings=False, **llama_like), tf.MistralForCausalLM
+    elif family == "phi3":
+        cfg = tf.Phi3Config(
+            tie_word_embeddings=False, original_max_position_embeddings=1024, **llama_like
+        )
+        cls = tf.Phi3ForCausalLM
+    elif family == "gpt2":
+        cfg = tf.GPT2Config(
+            n_embd=hidden,
+            n_layer=layers,
+            n_head=4,
+            n_positions=1024,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **common,
+        )
+        cls = tf.GPT2LMHeadModel
+    else:  # gpt_neox
+        cfg = tf.GPTNeoXConfig(
+            hidden_size=hidden,
+            intermediate_size=hidden * 2,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            max_position_embeddings=1024,
+            hidden_dropout=0.0,
+            attention_dropout=0.0,
+            tie_word_embeddings=False,
+            **common,
+        )
+        cls = tf.GPTNeoXForCausalLM
+    torch.manual_seed(seed)
+    cls(cfg).save_pretrained(path)
+    return path
+
+
+def make_tiny_gguf(path: str | Path, *, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
+    """Write a tiny random Llama as a GGUF file (Q8_0 weights, the tiny tokenizer) to `path`.
+
+    For tests of the GGUF path (conversion, its cache, loading in a dtype) without the bundled
+    135M model. Random weights: the outputs are gibberish by design.
+    """
+    import json
+
+    import gguf
+    import numpy as np
+
+    tok = _tiny_tokenizer(None, 512)
+    tokens = [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
+    merges = json.loads(tok.backend_tokenizer.to_str())["model"]["merges"]
+    merges = [" ".join(m) if isinstance(m, list) else m for m in merges]
+    special = set(tok.all_special_tokens)
+    heads, kv_heads, ffn = 4, 2, hidden * 2
+    kv = hidden // heads * kv_heads
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(layers)
+    w.add_context_length(1024)
+    w.add_embedding_length(hidden)
+    w.add_feed_forward_length(ffn)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv_heads)
+    w.add_rope_freq_base(10000.0)
+    w.add_rope_dimension_count(hidden // heads)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(len(tokens))
+    w.add_tokenizer_model("gpt2")  # byte-level BPE, as SmolLM2's GGUF has
+    w.add_token_list(tokens)
+    w.add_token_merges(merges)
+    w.add_token_types([3 if t in special else 1 for t in tokens])  # 3: control
+    w.add_bos_token_id(tok.bos_token_id)
+    w.add_eos_token_id(tok.eos_token_id)
+    w.add_pad_token_id(tok.pad_token_id)
+    w.add_add_bos_token(False)
+    w.add_chat_template(tok.chat_template)
+    rng = np.random.default_rng(seed)
+    q8 = gguf.GGMLQuantizationType.Q8_0
+
+    def matrix(name: str, rows: int, cols: int) -> None:  # std 0.5, as make_tiny_llama
+        a = (rng.standard_normal((rows, cols)) * 0.5).astype(np.float32)
+        w.add_tensor(name, gguf.quants.quantize(a, q8), raw_dtype=q8)
+
+    matrix("token_embd.weight", len(tokens), hidden)
+    w.add_tensor("output_norm.weight", np.ones(hidden, np.float32))
+    for i in range(layers):
+        w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(hidden, np.float32))
+        w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(hidden, np.float32))
+        matrix(f"blk.{i}.attn_q.weight", hidden, hidden)
+        matrix(f"blk.{i}.attn_k.weight", kv, hidden)
+        matrix(f"blk.{i}.attn_v.weight", kv, hidden)
+        matrix(f"blk.{i}.attn_output.weight", hidden, hidden)
+        matrix(f"blk.{i}.ffn_gate.weight", ffn, hidden)
+        matrix(f"blk.{i}.ffn_up.weight", ffn, hidden)
+        matrix(f"blk.{i}.ffn_down.weight", hidden, ffn)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return Path(path)
 
 
 def fake_teacher_reply(messages: Messages) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 
 from ragtune.errors import ConfigError, DataError
 from ragtune.eval.metrics import refusal_stats, score
+from ragtune.llm.device import device_field, dtype_field
 from ragtune.raft.examples import DistractorPicker, instruction, item_rng
 from ragtune.store import check_same_run, read_log
 from ragtune.train.data import find_split, read_split
@@ -121,6 +122,8 @@ class EvalConfig:
     max_tokens: int = field(default=128, metadata={"help": "Longest generated answer."})
     batch_size: int = field(default=4, metadata={"help": "Generation batch size."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads."})
+    device: str = device_field()  # the generator's and the reranker's (ragtune.llm.device)
+    dtype: str = dtype_field()
     seed: int = field(default=0, metadata={"help": "Seed for the sweep's distractors."})
 
 
@@ -171,9 +174,13 @@ class _Models:
         if which != "base" and not adapter:
             raise ConfigError(f"configuration {config!r} needs --{which}-adapter")
         if which not in self._lms:
-            kw = {"threads": self.cfg.threads} if self.cfg.threads else {}
             self._lms[which] = load_lm(
-                self.cfg.model, adapter=adapter, batch_size=self.cfg.batch_size, **kw
+                self.cfg.model,
+                adapter=adapter,
+                batch_size=self.cfg.batch_size,
+                threads=self.cfg.threads,  # None settings keep the backend's default
+                device=self.cfg.device,
+                dtype=self.cfg.dtype,
             )
         return self._lms[which]
 
@@ -212,7 +219,9 @@ def sweep_documents(
     return docs, rng.permutation(len(docs))
 
 
-def _reranker(how: str) -> Callable[[list[list[str]], list[str]], list[list[str]]] | None:
+def _reranker(
+    how: str, device: str = "auto"
+) -> Callable[[list[list[str]], list[str]], list[list[str]]] | None:
     """None, or a function that orders each list of documents by similarity to its question."""
     if how == "none":
         return None
@@ -220,7 +229,7 @@ def _reranker(how: str) -> Callable[[list[list[str]], list[str]], list[list[str]
         raise ConfigError(f"--rerank {how!r}: use none or dense")
     from ragtune.retrieval.dense import Embedder, similarity_order
 
-    emb = Embedder()
+    emb = Embedder(device=device)
 
     def order(docs: list[list[str]], questions: list[str]) -> list[list[str]]:
         return [
@@ -269,7 +278,7 @@ def evaluate(
     if cfg.test_data:  # the test build's documents are distractors too (a pool of both)
         seen = set(pool)
         pool += [d for d in _pool(qdata) if not (d in seen or seen.add(d))]
-    rerank = _reranker(cfg.rerank)
+    rerank = _reranker(cfg.rerank, cfg.device)
     models = _Models(cfg)
     t0 = time.time()
     results: dict[str, Any] = {

@@ -63,17 +63,24 @@ def _fingerprint(path: Path) -> str:
 def converted_gguf_dir(gguf: Path) -> Path:
     """A safetensors copy of a GGUF model (converted once, then loaded in well under a second).
 
-    Written through `ragtune.store.staged_dir`, so an interrupted conversion never leaves a
-    half-written cache entry.
+    The copy holds the weights dequantised to fp32, exactly; loaders cast them to the dtype
+    they run in (`from_pretrained(dir, dtype=...)`: TransformersLM, the trainer), which rounds
+    each weight once, as dequantising straight to bf16/fp16 would. So one cache entry serves
+    every dtype and the cache key needs none. Written through `ragtune.store.staged_dir`, so
+    an interrupted conversion never leaves a half-written cache entry.
     """
     gguf = Path(gguf)
     out = recover_dir(cache_dir() / "models" / f"{gguf.stem}-{_fingerprint(gguf)}")
     if (out / "config.json").exists():
         return out
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # fp32 whatever transformers' default dtype: the cache must be the exact dequantisation
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     # save_pretrained refuses GGUF-quantised models; the weights are already de-quantised fp32,
     # so dropping the quantiser bookkeeping gives an ordinary checkpoint with identical outputs.
     model.hf_quantizer = None

@@ -1,8 +1,12 @@
-"""Local transformers backend: an HF model directory or a GGUF file, optional PEFT adapter, on CPU.
+"""Local transformers backend: an HF model directory or a GGUF file, optional PEFT adapter.
 
 lm = TransformersLM("path/to/model")                 # HF directory
 lm = TransformersLM("model.gguf")                    # GGUF (converted once, cached)
 lm = TransformersLM("base", adapter="runs/raft/adapter", threads=2)
+lm = TransformersLM("path/to/model", device="cuda", dtype="bf16")   # auto: see ragtune.llm.device
+
+Any causal LM transformers ships works (Llama, Qwen2, Mistral, Phi-3, GPT-2, GPT-NeoX, ...);
+a tokenizer without a chat template gets the messages joined by blank lines.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ class TransformersLM(LM):
         adapter: str | Path | None = None,
         threads: int | None = None,
         batch_size: int = 8,
-        dtype: str = "float32",
+        device: str = "auto",
+        dtype: str = "auto",
     ) -> None:
         super().__init__()
         import torch
@@ -38,7 +43,9 @@ class TransformersLM(LM):
         transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars per load
 
         from ragtune.llm.bundled import converted_gguf_dir
+        from ragtune.llm.device import resolve
 
+        self.device, self.dtype = resolve(device, dtype)  # a ConfigError before any loading
         if threads:
             torch.set_num_threads(int(threads))
         path = Path(path)
@@ -57,7 +64,9 @@ class TransformersLM(LM):
         self.tokenizer.padding_side = "left"  # decoder-only batching: pad on the left
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        # A GGUF's cache entry holds the exact fp32 dequantisation; loading it in `dtype` rounds
+        # each weight once, as dequantising straight to that dtype would.
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype)
         if adapter is not None:
             from ragtune.extras import require
 
@@ -79,7 +88,9 @@ class TransformersLM(LM):
             # ask the tuned model in the format it was trained on (ragtune.json, by ragtune train)
             self.prompt_format = adapter_format(adapter)
         self.adapter = str(adapter) if adapter is not None else None
-        self.model = model.eval()
+        # the adapter's LoRA weights load in fp32 (peft's default); keep the whole model in one
+        # dtype so every matmul runs in the precision asked for
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.batch_size = batch_size
         self._stops: OrderedDict[tuple[str, ...], object] = OrderedDict()
         self._stops_lock = threading.Lock()  # a server generates from several threads
@@ -150,6 +161,7 @@ class TransformersLM(LM):
         prompts = [self.render(m) for m in batch]
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         n_prompt = enc["attention_mask"].sum(dim=1).tolist()  # real (unpadded) prompt lengths
+        enc = enc.to(self.device)
         longest = enc["input_ids"].shape[1]
         self._check_window(longest, cfg.max_tokens)
         kw = self._gen_kwargs(cfg)
@@ -204,11 +216,12 @@ class TransformersLM(LM):
             if not c_ids:
                 scores.append(0.0)
                 continue
-            ids = torch.tensor([p_ids + c_ids])  # (1, T)
+            ids = torch.tensor([p_ids + c_ids], device=self.device)  # (1, T)
             with torch.inference_mode():
                 logits = self.model(ids).logits[0, len(p_ids) - 1 : -1]  # (len(c), V)
             logp = torch.log_softmax(logits.float(), dim=-1)
-            scores.append(float(logp.gather(1, torch.tensor(c_ids)[:, None]).sum()))
+            tgt = torch.tensor(c_ids, device=self.device)[:, None]
+            scores.append(float(logp.gather(1, tgt).sum()))
         return scores
 
     def stream(
@@ -234,6 +247,7 @@ class TransformersLM(LM):
         from ragtune.llm.base import stream_until_stop
 
         enc = self.tokenizer([self.render(messages)], return_tensors="pt", add_special_tokens=False)
+        enc = enc.to(self.device)
         n_prompt = int(enc["input_ids"].shape[1])
         self._check_window(n_prompt, max_tokens)
         cancel = threading.Event()

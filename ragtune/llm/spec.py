@@ -21,7 +21,7 @@ DEFAULT_MODEL = "smollm2-135m"
 
 # Settings that only one kind of backend has: the other kind ignores them, so a job passes
 # them whatever the spec is (callers never test the spec string themselves).
-LOCAL_ONLY = ("threads", "batch_size", "dtype")
+LOCAL_ONLY = ("threads", "batch_size", "device", "dtype")
 REMOTE_ONLY = ("concurrency", "max_retries", "timeout", "api_key_env", "backoff_base")
 
 

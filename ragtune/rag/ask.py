@@ -24,9 +24,11 @@ class RAGArgs(ModelArgs):
     def load_rag(self, lm=None):
         """The RAG pipeline these arguments describe (`lm`: an already loaded backend)."""
         from ragtune.rag import RAG
+        from ragtune.retrieval.index import Index
 
         return RAG(
-            self.index,
+            # the query embedder (dense, hybrid) runs on the model's --device too
+            Index.load(self.index, device=self.device),
             lm if lm is not None else self.load_lm(),
             k=self.k,
             method=self.method,

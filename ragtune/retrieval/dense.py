@@ -17,13 +17,22 @@ from ragtune.retrieval.types import SearchResults
 class Embedder:
     """Sentence embeddings from a local sentence-transformers directory (default: bundled MiniLM)."""
 
-    def __init__(self, path: str | Path | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, path: str | Path | None = None, batch_size: int = 64, device: str = "auto"
+    ) -> None:
         from sentence_transformers import SentenceTransformer
 
         from ragtune.llm.bundled import minilm_dir
+        from ragtune.llm.device import resolve_device
 
+        # the same `auto` as the generator's (ragtune.llm.device); fp32 whatever the device:
+        # the vectors are stored as float32 and compared across builds
+        self.device = resolve_device(device)
         self.path = str(path or minilm_dir())
-        self.model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per load
+        self.model = SentenceTransformer(self.path, device=str(self.device), local_files_only=True)
         self.batch_size = batch_size
         get_dim = getattr(self.model, "get_embedding_dimension", None) or (
             self.model.get_sentence_embedding_dimension  # sentence-transformers < 6

@@ -37,8 +37,11 @@ METHODS = ("bm25", "dense", "hybrid")
 
 
 class Index:
-    def __init__(self, path: Path, params: dict[str, Any], chunks: list[Chunk]) -> None:
+    def __init__(
+        self, path: Path, params: dict[str, Any], chunks: list[Chunk], device: str = "auto"
+    ) -> None:
         self.path = path
+        self.device = device  # where the query embedder runs (ragtune.llm.device)
         self.params = params
         self.chunks = chunks
         self._bm25 = None
@@ -100,12 +103,13 @@ class Index:
 
     # -- loading ------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path) -> Index:
+    def load(cls, path: str | Path, device: str = "auto") -> Index:
+        """The index at `path`; `device`: where its query embedder runs (auto, cpu, cuda, ...)."""
         path = recover_dir(path)  # a build killed mid-swap may have moved the index aside
         params = read_params(path, FORMAT, VERSION, "index", "`ragtune index CORPUS --out PATH`")
         with open(path / "chunks.jsonl", encoding="utf-8") as f:
             chunks = [Chunk.from_dict(json.loads(line)) for line in f]
-        return cls(path, params, chunks)
+        return cls(path, params, chunks, device=device)
 
     @property
     def methods(self) -> list[str]:
@@ -131,7 +135,9 @@ class Index:
 
                     emb = self.params["dense"]["embedder"]
                     # the embedder first: `_dense` set means both are ready
-                    self._embedder = Embedder(None if emb.startswith("bundled:") else emb)
+                    self._embedder = Embedder(
+                        None if emb.startswith("bundled:") else emb, device=self.device
+                    )
                     self._dense = DenseIndex.load(self.path / "dense")
         return self._dense
 

@@ -46,6 +46,7 @@ def _trie_decode(lm, batch, candidates, max_new_tokens):
         tries.append(TokenTrie(seqs))
     prompts = [lm.render(m) for m in batch]
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = enc.to(lm.model.device)  # the inputs go where the model is (ragtune.llm.device)
     width = enc["input_ids"].shape[1]
 
     def allowed(batch_id: int, ids) -> list[int]:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ragtune.llm.device import device_field, dtype_field
 from ragtune.rog.metrics import answer_supported, evaluate_rows, read_predictions
 from ragtune.store import read_log
 
@@ -68,6 +69,8 @@ class RogEvalConfig:
     )
     batch_size: int = field(default=8, metadata={"help": "Questions per batch."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads."})
+    device: str = device_field()  # ragtune.llm.device
+    dtype: str = dtype_field()
 
 
 def predict(cfg: RogEvalConfig, progress=None) -> dict:
@@ -85,7 +88,8 @@ def predict(cfg: RogEvalConfig, progress=None) -> dict:
     qs = load_split(cfg.data, cfg.split)
     if cfg.limit:
         qs = qs[: cfg.limit]
-    kw = {"threads": cfg.threads} if cfg.threads else {}
+    # None values keep the backend's default; load_lm drops local-only ones for endpoints
+    kw = {"threads": cfg.threads, "device": cfg.device, "dtype": cfg.dtype}
     lm = load_lm(cfg.model, adapter=cfg.adapter, **kw)
     planner = load_planner(cfg.model, cfg.planner, cfg.planner_adapter, **kw)
     rog = RoG(

@@ -102,6 +102,7 @@ class Planner:
         lm, tok = self.lm, self.lm.tokenizer
         prompts = [lm.render(plan_messages(q)) for q in questions]
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = enc.to(lm.model.device)  # the inputs go where the model is (ragtune.llm.device)
         width = enc["input_ids"].shape[1]  # left padding: generation starts here for all rows
         eos = lm.end_of_turn_id
         kw = {}
