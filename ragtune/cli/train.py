@@ -15,8 +15,11 @@ console = Console()
 def run_train(cfg: TrainConfig) -> dict:
     """LoRA fine-tuning; resumes from the newest checkpoint in --out; Ctrl-C saves one."""
     from ragtune.cli.ui import job_progress
+    from ragtune.train.distributed import is_main_process
     from ragtune.train.trainer import train
 
+    if not is_main_process():  # a rank of `accelerate launch -m ragtune train`: rank 0 reports
+        return train(cfg)
     with job_progress() as prog:
         task = prog.add_task("training", total=None, info="loading")
 

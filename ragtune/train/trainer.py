@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -115,6 +116,23 @@ class TrainConfig:
         metadata={
             "help": "New tokens for the tokenizer (e.g. RoG's <PATH>,<SEP>,</PATH>); their "
             "embedding rows start at the mean embedding and are trained with the adapter."
+        },
+    )
+    # data-parallel training (ragtune.train.distributed); inside `accelerate launch` the
+    # launcher decides the number of processes and these stay at their defaults
+    processes: int = field(
+        default=1,
+        metadata={
+            "help": "Data-parallel processes (devices, or CPU shares): the job re-launches "
+            "itself through `accelerate launch`. The global batch is processes x grad-accum "
+            "micro-batches."
+        },
+    )
+    accelerate_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "An accelerate config file passed to `accelerate launch` (FSDP, DeepSpeed "
+            "ZeRO, several machines); see docs/design.md."
         },
     )
 
@@ -240,10 +258,17 @@ def train(
     from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
     from transformers import get_cosine_schedule_with_warmup
 
+    from ragtune.train import distributed
     from ragtune.train.fast import speed_up
 
     if cfg.view not in ("chat", "dsf", "text"):
         raise ConfigError(f"--view {cfg.view!r}: use chat, dsf or text")
+    distributed.check(cfg, model)
+    if distributed.wants_launch(cfg):  # this process only launches and waits for the ranks
+        return distributed.launch(cfg, progress)
+    # inside a launch: this rank's share of each global batch; None: one process, as always
+    dist = distributed.Dist(cpu=True) if distributed.world_size() > 1 else None
+    main = dist is None or dist.main  # who logs, saves and reports
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -291,7 +316,8 @@ def train(
     lengths = [len(e.input_ids) for e in train_ex]
     per_epoch = len(token_batches(lengths, cfg.batch_tokens, cfg.seed, 0))
     total_micro = math.ceil(per_epoch * cfg.epochs)
-    total_steps = cfg.max_steps or max(1, total_micro // cfg.grad_accum)
+    world = 1 if dist is None else dist.world  # a step takes grad_accum micro-batches per rank
+    total_steps = cfg.max_steps or max(1, total_micro // (cfg.grad_accum * world))
 
     # -- model --------------------------------------------------------------------------
     if cfg.adapter:
@@ -335,7 +361,11 @@ def train(
             opt, int(cfg.warmup_ratio * total_steps), total_steps
         )
         step = 0
+        if dist is not None and not main:
+            dist.barrier()  # rank 0 first: it puts back what a killed save left aside
         cks = _checkpoints(out) if cfg.resume else []
+        if dist is not None and main:
+            dist.barrier()
         if cks:
             from safetensors.torch import load_file
 
@@ -348,19 +378,23 @@ def train(
             sched.load_state_dict(st["scheduler"])
             step = json.loads((ck / "state.json").read_text())["step"]
         resumed_from = step
+        if dist is not None:  # wrapped after resuming: the saved state loads into the bare one
+            opt = dist.prepare(model, opt)
+            dist.write_total(out, total_steps)
 
         # -- loop ---------------------------------------------------------------------------
         log_path = out / "train_log.jsonl"
-        if step == 0 and log_path.exists():
+        if step == 0 and log_path.exists() and main:
             log_path.unlink()
-        log = open(log_path, "a", encoding="utf-8")
+        # only rank 0 writes the log; the others' records (the same numbers) go nowhere
+        log = open(log_path if main else os.devnull, "a", encoding="utf-8")
         amp = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.bf16 else _null()
         pad = tok.pad_token_id
         model.train()
         t0 = time.time()
         tokens_seen = 0  # real (unpadded) tokens through the model this run
         first_loss = last_loss = None
-        micro_done = step * cfg.grad_accum  # micro-batches consumed before this run
+        micro_done = step * cfg.grad_accum * world  # micro-batches consumed before this run
 
         def micro_batches():
             epoch = 0
@@ -371,21 +405,36 @@ def train(
         it = micro_batches()
         for _ in range(micro_done):  # skip what earlier runs consumed: same order, no repeats
             next(it)
+        if dist is None:
+            forward, backward, clip = completion_loss, (lambda t: t.backward()), None
+        else:  # through the wrapper (DDP's gradient hooks), accelerate's backward and clipping
+            forward, backward, clip = dist.completion_loss, dist.acc.backward, dist.acc
         interrupted = False
         try:
             while step < total_steps:
                 opt.zero_grad(set_to_none=True)
                 loss_sum, n_sum = 0.0, 0
+                tokens_before = tokens_seen
                 for _ in range(cfg.grad_accum):
-                    batch = [train_ex[i] for i in next(it)]
+                    batch = [train_ex[i] for i in (next(it) if dist is None else dist.mine(it))]
                     ids, att, lab = collate(batch, pad)
                     with amp:
-                        loss, n = completion_loss(model, ids, att, lab)
-                    (loss / cfg.grad_accum).backward()
+                        loss, n = forward(model, ids, att, lab)
+                    # With DDP every backward all-reduces (no no_sync over the accumulation):
+                    # LoRA's gradients are a few MB, and the mean over ranks is the same.
+                    backward(loss / cfg.grad_accum)
                     loss_sum += float(loss.detach()) * n
                     n_sum += n
                     tokens_seen += int(att.sum())
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                if dist is not None:  # the logged loss and tokens/s are the global batch's
+                    loss_sum, n_sum, step_tokens = dist.sum(
+                        loss_sum, n_sum, tokens_seen - tokens_before
+                    )
+                    tokens_seen = tokens_before + int(step_tokens)
+                if clip is None:
+                    torch.nn.utils.clip_grad_norm_(params, 1.0)
+                else:
+                    clip.clip_grad_norm_(params, 1.0)
                 opt.step()
                 sched.step()
                 step += 1
@@ -399,23 +448,24 @@ def train(
                     "tokens_per_s": round(tokens_seen / max(1e-9, time.time() - t0), 1),
                     "elapsed_s": round(time.time() - t0, 2),
                 }
-                if cfg.eval_every and step % cfg.eval_every == 0 and valid_ex:
+                if cfg.eval_every and step % cfg.eval_every == 0 and valid_ex and main:
                     with amp:  # the same precision as training
                         rec["eval_loss"] = round(
                             evaluate_loss(model, valid_ex, pad, cfg.batch_tokens), 5
                         )
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
-                if progress:
+                if progress and main:
                     progress(step, total_steps, rec)
-                if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
+                if cfg.save_every and step % cfg.save_every == 0 and step < total_steps and main:
                     _save_checkpoint(out, model, opt, sched, step)
         except KeyboardInterrupt:
             interrupted = True
-            _save_checkpoint(out, model, opt, sched, step)
+            if main:
+                _save_checkpoint(out, model, opt, sched, step)
         loop_s = time.time() - t0  # training only: the final eval below is not in tokens/s
         eval_loss = None
-        if valid_ex and not interrupted:
+        if valid_ex and not interrupted and main:
             with amp:
                 eval_loss = evaluate_loss(model, valid_ex, pad, cfg.batch_tokens)
         if eval_loss is not None:
@@ -435,15 +485,20 @@ def train(
             "base_model": base_path,
             "config": asdict(cfg),
         }
+        if dist is not None:
+            summary["processes"] = dist.world
     finally:  # hand the caller's model back in its own precision, whatever happened
         for p, w in fp32_weights.items():
             p.data = w
         undo_fast()
-    if not interrupted:
+    if not interrupted and main:
         _save_adapter(model, tok, out / "adapter", adapter_info(cfg, base_path))
         for ck in _checkpoints(out):
             remove_dir(ck)  # a half-deleted checkpoint would be resumed from next time
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    if main:
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    if dist is not None:
+        dist.barrier()  # no rank exits (ending the launch) before rank 0 has saved
     if interrupted:
         raise KeyboardInterrupt
     return summary
