@@ -126,11 +126,11 @@ def test_one_mask_per_block_input_also_under_bf16(tiny_fresh, bf16):
     # Under --bf16 the hidden state reaching LoRA is bf16 while A is fp32: peft would cast it
     # once per module (three different tensors for q/k/v); speed_up must still draw one mask
     # for q/k/v, one for gate/up, and one each for o and down: 4 per block.
-    from ragtune.train.trainer import _frozen_to_bf16
+    from ragtune.train.trainer import _frozen_to
 
     model = _lora(tiny_fresh[0], 0.1).train()
     undo = speed_up(model)
-    kept = _frozen_to_bf16(model) if bf16 else {}
+    kept = _frozen_to(model, torch.bfloat16) if bf16 else {}
     drop = model.base_model.model.model.layers[0].self_attn.q_proj.lora_dropout["default"]
     ids = torch.randint(8, model.config.vocab_size, (2, 10))
     amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
