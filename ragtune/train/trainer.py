@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -134,6 +135,23 @@ class TrainConfig:
         metadata={
             "help": "New tokens for the tokenizer (e.g. RoG's <PATH>,<SEP>,</PATH>); their "
             "embedding rows start at the mean embedding and are trained with the adapter."
+        },
+    )
+    # data-parallel training (ragtune.train.distributed); inside `accelerate launch` the
+    # launcher decides the number of processes and these stay at their defaults
+    processes: int = field(
+        default=1,
+        metadata={
+            "help": "Data-parallel processes (devices, or CPU shares): the job re-launches "
+            "itself through `accelerate launch`. The global batch is processes x grad-accum "
+            "micro-batches."
+        },
+    )
+    accelerate_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "An accelerate config file passed to `accelerate launch` (FSDP, DeepSpeed "
+            "ZeRO, several machines); see docs/design.md."
         },
     )
 
@@ -338,11 +356,20 @@ def train(
     from transformers import get_cosine_schedule_with_warmup
 
     from ragtune.llm.device import short_name
+    from ragtune.train import distributed
     from ragtune.train.fast import speed_up
 
     if cfg.view not in ("chat", "dsf", "text"):
         raise ConfigError(f"--view {cfg.view!r}: use chat, dsf or text")
+    distributed.check(cfg, model)
+    if distributed.wants_launch(cfg):  # this process only launches and waits for the ranks
+        return distributed.launch(cfg, progress)
     device, dtype = _precision(cfg)  # before any loading: a wrong setting fails at once
+    # inside a launch: this rank's share of each global batch; None: one process, as always
+    dist = distributed.Dist(cpu=device.type == "cpu") if distributed.world_size() > 1 else None
+    main = dist is None or dist.main  # who logs, saves and reports
+    if dist is not None:
+        device = dist.device  # accelerate's choice for this rank (cuda:LOCAL_RANK, or cpu)
     if cfg.load_in_4bit and model is not None:
         raise ConfigError(
             "load_in_4bit quantises the base model as it loads: pass its spec as "
@@ -401,7 +428,8 @@ def train(
     lengths = [len(e.input_ids) for e in train_ex]
     per_epoch = len(token_batches(lengths, cfg.batch_tokens, cfg.seed, 0))
     total_micro = math.ceil(per_epoch * cfg.epochs)
-    total_steps = cfg.max_steps or max(1, total_micro // cfg.grad_accum)
+    world = 1 if dist is None else dist.world  # a step takes grad_accum micro-batches per rank
+    total_steps = cfg.max_steps or max(1, total_micro // (cfg.grad_accum * world))
 
     # -- model --------------------------------------------------------------------------
     if cfg.adapter:
@@ -458,7 +486,11 @@ def train(
             opt, int(cfg.warmup_ratio * total_steps), total_steps
         )
         step = 0
+        if dist is not None and not main:
+            dist.barrier()  # rank 0 first: it puts back what a killed save left aside
         cks = _checkpoints(out) if cfg.resume else []
+        if dist is not None and main:
+            dist.barrier()
         if cks:
             from safetensors.torch import load_file
 
@@ -471,12 +503,16 @@ def train(
             sched.load_state_dict(st["scheduler"])
             step = json.loads((ck / "state.json").read_text())["step"]
         resumed_from = step
+        if dist is not None:  # wrapped after resuming: the saved state loads into the bare one
+            opt = dist.prepare(model, opt)
+            dist.write_total(out, total_steps)
 
         # -- loop ---------------------------------------------------------------------------
         log_path = out / "train_log.jsonl"
-        if step == 0 and log_path.exists():
+        if step == 0 and log_path.exists() and main:
             log_path.unlink()
-        log = open(log_path, "a", encoding="utf-8")
+        # only rank 0 writes the log; the others' records (the same numbers) go nowhere
+        log = open(log_path if main else os.devnull, "a", encoding="utf-8")
         low = dtype != torch.float32
         amp = torch.autocast(device.type, dtype=dtype) if low else _null()
         # fp16's range is narrow: small gradients underflow to zero unless the loss is scaled
@@ -497,7 +533,7 @@ def train(
         t0 = time.time()
         tokens_seen = 0  # real (unpadded) tokens through the model this run
         first_loss = last_loss = None
-        micro_done = step * cfg.grad_accum  # micro-batches consumed before this run
+        micro_done = step * cfg.grad_accum * world  # micro-batches consumed before this run
 
         def micro_batches():
             epoch = 0
@@ -508,25 +544,40 @@ def train(
         it = micro_batches()
         for _ in range(micro_done):  # skip what earlier runs consumed: same order, no repeats
             next(it)
+        if dist is None:
+            forward, backward, clip = completion_loss, (lambda t: t.backward()), None
+        else:  # through the wrapper (DDP's gradient hooks), accelerate's backward and clipping
+            forward, backward, clip = dist.completion_loss, dist.acc.backward, dist.acc
         interrupted = False
         try:
             while step < total_steps:
                 opt.zero_grad(set_to_none=True)
                 loss_sum, n_sum = 0.0, 0
+                tokens_before = tokens_seen
                 for _ in range(cfg.grad_accum):
-                    batch = [train_ex[i] for i in next(it)]
+                    batch = [train_ex[i] for i in (next(it) if dist is None else dist.mine(it))]
                     ids, att, lab = collate(batch, pad)
                     tokens_seen += int(att.sum())  # counted on the host, before the copy
                     ids, att, lab = ids.to(device), att.to(device), lab.to(device)
                     with amp:
-                        loss, n = completion_loss(model, ids, att, lab, full_logits)
+                        loss, n = forward(model, ids, att, lab, full_logits)
                     part = loss / cfg.grad_accum
-                    (scaler.scale(part) if scaler is not None else part).backward()
+                    # With DDP every backward all-reduces (no no_sync over the accumulation):
+                    # LoRA's gradients are a few MB, and the mean over ranks is the same.
+                    backward(scaler.scale(part) if scaler is not None else part)
                     loss_sum += float(loss.detach()) * n
                     n_sum += n
+                if dist is not None:  # the logged loss and tokens/s are the global batch's
+                    loss_sum, n_sum, step_tokens = dist.sum(
+                        loss_sum, n_sum, tokens_seen - tokens_before
+                    )
+                    tokens_seen = tokens_before + int(step_tokens)
                 if scaler is not None:
                     scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                if clip is None:
+                    torch.nn.utils.clip_grad_norm_(params, 1.0)
+                else:
+                    clip.clip_grad_norm_(params, 1.0)
                 if scaler is not None:
                     scaler.step(opt)  # skipped when a gradient overflowed; the scale drops
                     scaler.update()
@@ -535,9 +586,7 @@ def train(
                 with warnings.catch_warnings():
                     # the scaler skips the first steps while it finds its scale; torch then
                     # mistakes the schedule for being stepped before the optimiser
-                    warnings.filterwarnings(
-                        "ignore", "Detected call of `lr_scheduler.step", UserWarning
-                    )
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
                     sched.step()
                 step += 1
                 loss_v = loss_sum / max(1, n_sum)
@@ -550,23 +599,24 @@ def train(
                     "tokens_per_s": round(tokens_seen / max(1e-9, time.time() - t0), 1),
                     "elapsed_s": round(time.time() - t0, 2),
                 }
-                if cfg.eval_every and step % cfg.eval_every == 0 and valid_ex:
+                if cfg.eval_every and step % cfg.eval_every == 0 and valid_ex and main:
                     with amp:  # the same precision as training
                         rec["eval_loss"] = round(
                             evaluate_loss(model, valid_ex, pad, cfg.batch_tokens, full_logits), 5
                         )
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
-                if progress:
+                if progress and main:
                     progress(step, total_steps, rec)
-                if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
+                if cfg.save_every and step % cfg.save_every == 0 and step < total_steps and main:
                     _save_checkpoint(out, model, opt, sched, step, scaler=scaler)
         except KeyboardInterrupt:
             interrupted = True
-            _save_checkpoint(out, model, opt, sched, step, scaler=scaler)
+            if main:
+                _save_checkpoint(out, model, opt, sched, step, scaler=scaler)
         loop_s = time.time() - t0  # training only: the final eval below is not in tokens/s
         eval_loss = None
-        if valid_ex and not interrupted:
+        if valid_ex and not interrupted and main:
             with amp:
                 eval_loss = evaluate_loss(model, valid_ex, pad, cfg.batch_tokens, full_logits)
         if eval_loss is not None:
@@ -594,16 +644,21 @@ def train(
             "base_model": base_path,
             "config": asdict(cfg),
         }
+        if dist is not None:
+            summary["processes"] = dist.world
     finally:  # hand the caller's model back in its own precision, whatever happened
         for p, w in fp32_weights.items():
             p.data = w
         undo_ckpt()
         undo_fast()
-    if not interrupted:
+    if not interrupted and main:
         _save_adapter(model, tok, out / "adapter", adapter_info(cfg, base_path))
         for ck in _checkpoints(out):
             remove_dir(ck)  # a half-deleted checkpoint would be resumed from next time
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    if main:
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    if dist is not None:
+        dist.barrier()  # no rank exits (ending the launch) before rank 0 has saved
     if interrupted:
         raise KeyboardInterrupt
     return summary
