@@ -586,7 +586,9 @@ def train(
                 with warnings.catch_warnings():
                     # the scaler skips the first steps while it finds its scale; torch then
                     # mistakes the schedule for being stepped before the optimiser
-                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                    warnings.filterwarnings(
+                        "ignore", "Detected call of `lr_scheduler.step", UserWarning
+                    )
                     sched.step()
                 step += 1
                 loss_v = loss_sum / max(1, n_sum)
