@@ -3,6 +3,7 @@
     python benchmarks/serve_load.py                   # 200 DummyLM requests, then 20 on SmolLM2
     python benchmarks/serve_load.py --skip-model      # only the DummyLM phases (seconds)
     python benchmarks/serve_load.py --model-requests 40 --max-tokens 48
+    python benchmarks/serve_load.py --distinct        # no two prompts alike (no shared prefill)
 
 The bundled GlimmerDB corpus is indexed into a temporary directory. Each phase starts its own
 server (`run_serve` in a subprocess on a free loopback port) and sends every request at once
@@ -11,8 +12,15 @@ with httpx's async client:
   dummy          200 chat requests, DummyLM (retrieval + prompt building + HTTP, no model time);
                  server: 4 generation slots, a queue of 256
   dummy, stream  the same, `stream: true` (SSE read to the end)
+  dummy, batched the plain phase with --max-batch 8: a batch's questions in one search
   smollm2-135m   20 chat requests on the bundled model (max_tokens 32, 2 torch threads);
                  server: 1 generation slot, a queue of 32 (so all 20 wait their turn)
+  smollm2-135m, batched   the same 20 on a server with --max-batch 8 (one slot, rows decoded
+                 together, later requests joining between tokens)
+
+The questions are the bundled three, cycled; identical prompts in one admission are prefilled
+once by the batched server. `--distinct` appends each request's number to its question, so no
+two prompts are alike and every one is prefilled.
 
 Reported: errors (any non-200 or transport error; must be 0, else the exit code is 1), p50/p99
 latency of a request (queueing included), throughput (requests / wall time of the phase), the
@@ -114,7 +122,9 @@ class Server:
             self.proc.kill()
 
 
-async def load(url: str, questions: list[str], n: int, stream: bool, max_tokens: int) -> dict:
+async def load(
+    url: str, questions: list[str], n: int, stream: bool, max_tokens: int, distinct: bool = False
+) -> dict:
     import httpx
 
     lat: list[float] = []
@@ -127,9 +137,10 @@ async def load(url: str, questions: list[str], n: int, stream: bool, max_tokens:
     ) as client:
 
         async def one(i: int) -> None:
+            q = questions[i % len(questions)] + (f" (request {i})" if distinct else "")
             body = {
                 "model": "x",
-                "messages": [{"role": "user", "content": questions[i % len(questions)]}],
+                "messages": [{"role": "user", "content": q}],
                 "max_tokens": max_tokens,
                 "stream": stream,
             }
@@ -182,6 +193,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=32, help="answer length, model phase")
     ap.add_argument("--threads", type=int, default=2, help="torch threads, model phase")
     ap.add_argument("--skip-model", action="store_true")
+    ap.add_argument("--max-batch", type=int, default=8, help="the batched phases' --max-batch")
+    ap.add_argument("--batch-wait-ms", type=float, default=10.0)
+    ap.add_argument("--distinct", action="store_true", help="no two prompts alike")
     args = ap.parse_args()
 
     from rich.console import Console
@@ -204,14 +218,24 @@ def main() -> None:
             True,
         ),
     ]
+    batch = dict(max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
+    phases.append(
+        (
+            "dummy, batched",
+            dict(model="dummy", max_concurrency=4, max_queue=256, **batch),
+            args.requests,
+            False,
+        )
+    )
     if not args.skip_model:
         cfg = dict(model="smollm2-135m", threads=args.threads, max_concurrency=1, max_queue=32)
         phases.append(("smollm2-135m", cfg, args.model_requests, False))
+        phases.append(("smollm2-135m, batched", {**cfg, **batch}, args.model_requests, False))
 
     table = Table(
         "phase",
         "requests",
-        "slots / queue",
+        "slots × batch / queue",
         "errors",
         "p50 s",
         "p99 s",
@@ -227,7 +251,9 @@ def main() -> None:
             with console.status(f"{name}: starting the server"):
                 srv.wait_ready()
             with console.status(f"{name}: {n} concurrent requests"):
-                res = asyncio.run(load(srv.url, questions, n, stream, args.max_tokens))
+                res = asyncio.run(
+                    load(srv.url, questions, n, stream, args.max_tokens, args.distinct)
+                )
             rss = srv.peak_rss_mib()
         finally:
             srv.stop()
@@ -235,7 +261,7 @@ def main() -> None:
         row = [
             name,
             str(n),
-            f"{cfg['max_concurrency']} / {cfg['max_queue']}",
+            f"{cfg['max_concurrency']} × {cfg.get('max_batch', 1)} / {cfg['max_queue']}",
             str(len(res["errors"]))
             + (f" ({', '.join(sorted(set(res['errors'])))})" if res["errors"] else ""),
             f"{pct(res['lat'], 50):.2f}",

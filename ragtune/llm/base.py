@@ -11,7 +11,7 @@ given continuations) is optional: backends that can, override it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,26 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"  # "stop" | "length"
+
+
+@dataclass
+class Row:
+    """One request of a batched generation (`LM.run_rows`): its own settings, its own stream.
+
+    `emit(piece)` receives the reply's text as it is generated (None: no streaming); when it
+    raises, or `gone()` answers True (the client left), the row is dropped from the batch.
+    `done(result)` is called exactly once, with the Completion or the exception that ended it.
+    """
+
+    messages: Messages
+    cfg: GenerationConfig
+    done: Callable[[Any], None]
+    emit: Callable[[str], None] | None = None
+    gone: Callable[[], bool] | None = None
+
+
+class RowDropped(Exception):
+    """A row left its batch before it finished (its client disconnected)."""
 
 
 @dataclass
@@ -81,6 +101,9 @@ class LM:
     # next-token logits are in reach (`model`, `tokenizer`): beam search constrained to a trie
     # (RoG's planner and grounded answers) runs on it
     can_constrain: bool = False
+    # `run_rows` generates many requests in one batch (own settings and stream per row, rows
+    # joining and leaving between tokens); the default runs them one after another
+    can_batch: bool = False
     # The prompt format a tuned model was trained on (ragtune.rag.formats.PromptFormat); None:
     # an untuned model, asked in the `rag` format.
     prompt_format: Any = None
@@ -117,6 +140,54 @@ class LM:
         for c in out:
             self.usage.add(c)
         return out
+
+    def run_rows(
+        self,
+        rows: list[Row],
+        more: Callable[[int], list[Row]] | None = None,
+        max_batch: int = 8,
+    ) -> None:
+        """Generate every row, and the rows `more(n)` hands over (up to `n` free places) while
+        others run; each row's `done` is called as it ends. This default runs them one at a
+        time (streaming rows through `stream`); backends with `can_batch` batch them."""
+        queue = list(rows)
+        while queue or (more is not None and (queue := more(1))):
+            row = queue.pop(0)
+            try:
+                row.done(self._run_row(row))
+            except Exception as e:  # one row's failure (a prompt too long) is that row's own
+                row.done(e)
+
+    def _run_row(self, row: Row) -> Completion:
+        c = row.cfg
+        kw = dict(
+            max_tokens=c.max_tokens,
+            temperature=c.temperature,
+            top_p=c.top_p,
+            stop=c.stop,
+            seed=c.seed,
+        )
+        if row.gone is not None and row.gone():
+            raise RowDropped("the client disconnected before its turn")
+        if row.emit is None:
+            return self.generate([row.messages], **kw)[0]
+        parts: list[str] = []
+        pieces = self.stream(row.messages, **kw)
+        try:
+            for piece in pieces:
+                if row.gone is not None and row.gone():
+                    raise RowDropped("the client disconnected mid-stream")
+                parts.append(piece)
+                row.emit(piece)
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # a local model stops generating here
+        text = "".join(parts).strip()
+        n = self.count_tokens(text) if text else 0
+        prompt = " ".join(str(m.get("content", "")) for m in row.messages)
+        finish = "length" if n >= c.max_tokens else "stop"
+        return Completion(text, self.count_tokens(prompt), n, finish)
 
     def complete(self, prompt: str, **kw) -> str:
         """Convenience: one user message in, the reply text out."""

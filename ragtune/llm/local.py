@@ -24,6 +24,7 @@ STOP_CACHE = 16  # stop lists whose criteria are kept (least recently used dropp
 
 class TransformersLM(LM):
     local = can_score = can_stream = can_prefill = can_constrain = True
+    can_batch = True  # run_rows: a server's requests share decode steps (ragtune.llm.batching)
 
     def __init__(
         self,
@@ -184,6 +185,12 @@ class TransformersLM(LM):
             finish = "length" if (n >= cfg.max_tokens and not cut) else "stop"
             res.append(Completion(text.strip(), int(np_), n, finish))
         return res
+
+    def run_rows(self, rows, more=None, max_batch: int = 8) -> None:
+        """Many requests in one batch, each with its own settings and stream (see LM.run_rows)."""
+        from ragtune.llm.batching import BatchDecoder
+
+        BatchDecoder(self).run(rows, more, max_batch)
 
     def _stop_criteria(self, stop: tuple[str, ...]):
         # Building StopStringCriteria scans the whole vocabulary (~0.2 s for 49k tokens): do it

@@ -51,6 +51,7 @@ from ragtune.errors import (
     Unreachable,
 )
 from ragtune.llm.base import Completion
+from ragtune.server.batching import Batcher, BatchRequest
 from ragtune.server.limits import (
     Busy,
     ClientGone,
@@ -85,7 +86,15 @@ class _ClientError(Exception):
 def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> FastAPI:
     """The ASGI app. `rag`: a `ragtune.RAG`; `rog`: a `ragtune.rog.pipeline.RoG` or None."""
     settings = settings or Settings()
-    gate = GenerationGate(settings.max_concurrency, settings.max_queue)
+    gate = GenerationGate(settings.max_concurrency, settings.max_queue, settings.max_batch)
+    if settings.rewrite is not None:
+        rag.rewrite = settings.rewrite
+    # batched generation: RAG requests share a slot (RoG requests still take one each)
+    batcher = (
+        Batcher(gate, rag, settings.max_batch, settings.batch_wait_ms / 1000)
+        if settings.max_batch > 1
+        else None
+    )
     # retrieval runs outside the gate (no model), but a dense query is an embedder pass: bound
     # them apart from anyio's default pool of 40 threads
     retrievals = anyio.CapacityLimiter(settings.max_retrievals)
@@ -164,6 +173,8 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
             "limits": {
                 "max_concurrency": settings.max_concurrency,
                 "max_queue": settings.max_queue,
+                "max_batch": settings.max_batch,
+                "batch_wait_ms": settings.batch_wait_ms,
                 "max_body_bytes": settings.max_body_bytes,
                 "max_prompt_tokens": settings.max_prompt_tokens,
                 "max_completion_tokens": settings.max_completion_tokens,
@@ -257,6 +268,7 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
                     f"{settings.max_completion_tokens}; ask for fewer, or start the server "
                     "with a larger --max-completion-tokens",
                 )
+            history, system = req.history(), req.system()
             await check_prompt(question + " " + " ".join(req.entities or []))
             gen: dict[str, Any] = {"max_tokens": max_tokens}
             gen["temperature"] = req.temperature or 0.0
@@ -279,17 +291,27 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
                 return rog.ask(question, entities=req.entities)
 
         else:
+            convo: dict[str, Any] = {"history": history, "system": system}
 
             def work(emit: Callable[[str], None]):
                 if not req.stream:
-                    return rag.ask(question, k=req.k, **gen)
+                    return rag.ask(question, k=req.k, **convo, **gen)
                 teed = copy.copy(rag)  # shallow: the same index and model, a streaming tee
                 teed.lm = _TeeLM(rag.lm, emit)
-                return teed.ask(question, k=req.k, **gen)
+                return teed.ask(question, k=req.k, **convo, **gen)
+
+        batched = batcher is not None and req.mode != "rog"
+
+        def start(emit: Callable[[str], None] | None):
+            """The generation, as a coroutine: in a batch, or alone in a slot."""
+            if batched:
+                breq = BatchRequest(question, history, system, req.k, **gen)
+                return batcher.submit(ticket, breq, emit=emit, gone=request.is_disconnected)
+            return ticket.run(work, emit or (lambda piece: None), gone=request.is_disconnected)
 
         if not req.stream:
             try:
-                result = await ticket.run(work, lambda piece: None, gone=request.is_disconnected)
+                result = await start(None)
             except Exception as e:
                 return _error_for(e)
             text, finish, usage, extra = _outcome(req.mode, result, lm, question, max_tokens)
@@ -311,7 +333,7 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
 
         fmt = getattr(rag, "format", None) if req.mode != "rog" else None
         reasons = bool(fmt is not None and fmt.reasons)
-        run = _StreamRun(ticket, work, request.is_disconnected)
+        run = _StreamRun(start)
         first = await run.next()
         if first is _END and run.error is not None:  # failed before a word: a proper status
             return _error_for(run.error)
@@ -378,12 +400,7 @@ def create_app(rag: Any, rog: Any = None, settings: Settings | None = None) -> F
 class _StreamRun:
     """A generation started now (so its slot frees even if nobody reads), read piece by piece."""
 
-    def __init__(
-        self,
-        ticket: Any,
-        work: Callable[[Callable[[str], None]], Any],
-        gone: Callable[[], Any] | None = None,
-    ) -> None:
+    def __init__(self, start: Callable[[Callable[[str], None]], Any]) -> None:
         loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue = asyncio.Queue()
         self.gone = threading.Event()
@@ -404,7 +421,7 @@ class _StreamRun:
                 self.result = task.result()
             self.queue.put_nowait(_END)
 
-        self.task = asyncio.ensure_future(ticket.run(work, emit, gone=gone))
+        self.task = asyncio.ensure_future(start(emit))
         self.task.add_done_callback(done)
 
     async def next(self) -> Any:
@@ -473,6 +490,8 @@ def _outcome(mode: str, result: Any, lm: Any, question: str, max_tokens: int):
         "seconds": d.get("seconds", {}),
         # a tuned model's chain of thought (the answer above is its final answer), else None
         "reasoning": d.get("reasoning"),
+        # what retrieval searched for (a follow-up is made standalone from the conversation)
+        "query": d.get("query"),
     }
     return result.answer, finish, _usage(pt, ct), extra
 

@@ -46,6 +46,11 @@ class Settings:
     max_completion_tokens: int = 1024
     max_concurrency: int = 1
     max_queue: int = 16
+    # RAG requests generated together in one slot (1: one at a time); the first request of an
+    # idle server waits at most batch_wait_ms for others (ragtune.server.batching)
+    max_batch: int = 1
+    batch_wait_ms: float = 10.0
+    rewrite: str | None = None  # follow-up -> search query: rules | model | off (None: the RAG's)
     max_retrievals: int = 4  # /v1/retrieve calls at once (each may run an embedder pass)
     warmup: bool = True  # load the retrievers at startup, not on the first request
 
@@ -55,6 +60,12 @@ class Settings:
                 raise ConfigError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if self.max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1 (got {self.max_concurrency})")
+        if self.max_batch < 1:
+            raise ConfigError(f"max_batch must be at least 1 (got {self.max_batch})")
+        if self.batch_wait_ms < 0:
+            raise ConfigError(f"batch_wait_ms must be 0 or more (got {self.batch_wait_ms})")
+        if self.rewrite not in (None, "rules", "model", "off"):
+            raise ConfigError(f"rewrite must be rules, model or off (got {self.rewrite!r})")
         if self.max_retrievals < 1:
             raise ConfigError(f"max_retrievals must be at least 1 (got {self.max_retrievals})")
         if self.max_queue < 0:
@@ -102,8 +113,9 @@ class GenerationGate:
     killed, so letting another generation start would oversubscribe the CPU.
     """
 
-    def __init__(self, max_active: int, max_queue: int) -> None:
-        self.max_active, self.max_queue = max_active, max_queue
+    def __init__(self, max_active: int, max_queue: int, max_batch: int = 1) -> None:
+        # a slot runs up to max_batch requests at once (batched generation)
+        self.max_active, self.max_queue, self.max_batch = max_active, max_queue, max_batch
         self.pending = 0  # waiting + running
         self.running = 0
         self._sem: asyncio.Semaphore | None = None
@@ -124,11 +136,11 @@ class GenerationGate:
     def retry_after(self) -> int:
         """Seconds until a slot is likely free: mean generation time x queue depth / slots."""
         mean = sum(self._seconds) / len(self._seconds) if self._seconds else 1.0
-        waves = (self.queued + 1) / self.max_active
+        waves = (self.queued + 1) / (self.max_active * self.max_batch)
         return max(1, min(120, math.ceil(mean * waves)))
 
     def reserve(self) -> Ticket:
-        if self.pending >= self.max_active + self.max_queue:
+        if self.pending >= self.max_active * self.max_batch + self.max_queue:
             raise Busy(self.retry_after(), self.running, self.queued)
         self.pending += 1
         return Ticket(self)

@@ -79,6 +79,21 @@ class ChatCompletionRequest(BaseModel):
                 return m.text().strip()
         return ""
 
+    def history(self) -> list[dict[str, str]]:
+        """The conversation before the question: user and assistant turns with text, in order
+        (system messages are `system()`; tool messages are left out)."""
+        last = max((i for i, m in enumerate(self.messages) if m.role == "user"), default=0)
+        return [
+            {"role": m.role, "content": m.text()}
+            for m in self.messages[:last]
+            if m.role in ("user", "assistant") and m.text().strip()
+        ]
+
+    def system(self) -> str | None:
+        """The client's system (or developer) messages joined, None when there are none."""
+        parts = [m.text().strip() for m in self.messages if m.role in ("system", "developer")]
+        return "\n\n".join(p for p in parts if p) or None
+
     def stops(self) -> list[str]:
         if self.stop is None:
             return []

@@ -42,6 +42,24 @@ class ServeConfig(RAGArgs):
     max_queue: int = field(
         default=16, metadata={"help": "Requests that may wait; beyond, 503 + Retry-After."}
     )
+    max_batch: int = field(
+        default=1,
+        metadata={
+            "help": "RAG requests generated together in one batch (1: one at a time; a local "
+            "model shares each decode step among them)."
+        },
+    )
+    batch_wait_ms: float = field(
+        default=10.0,
+        metadata={"help": "How long an idle server's first request waits for others to batch."},
+    )
+    rewrite: str = field(
+        default="rules",
+        metadata={
+            "help": "How a follow-up question becomes a search query: rules (adds the earlier "
+            "question's words), model (asks the model), off."
+        },
+    )
     max_body_bytes: int = field(default=1_000_000, metadata={"help": "Largest request body."})
     max_prompt_tokens: int = field(
         default=1024, metadata={"help": "Longest question (tokens) a client may send."}
@@ -79,6 +97,9 @@ def build_app(cfg: ServeConfig):
         max_completion_tokens=cfg.max_completion_tokens,
         max_concurrency=cfg.max_concurrency,
         max_queue=cfg.max_queue,
+        max_batch=cfg.max_batch,
+        batch_wait_ms=cfg.batch_wait_ms,
+        rewrite=cfg.rewrite,
     )
     return create_app(rag=rag, rog=rog, settings=settings)
 
