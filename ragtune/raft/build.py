@@ -50,7 +50,8 @@ class RaftConfig:
         default="offline",
         metadata={
             "help": "'offline' (records/templates, no LLM) or a model spec: smollm2-135m, "
-            "a model dir, openai:MODEL@URL."
+            "a model dir, openai:MODEL@URL; with --engine ray also vllm:MODEL (Ray Data's "
+            "vLLM processor on GPUs: Ray's 'llm' extra)."
         },
     )
     questions: int = field(default=5, metadata={"help": "Questions per chunk (corpus path)."})
@@ -99,6 +100,21 @@ class RaftConfig:
     test_fraction: float = field(default=0.1, metadata={"help": "Share of groups in test."})
     seed: int = field(default=0, metadata={"help": "Random seed (results are deterministic)."})
     workers: int = field(default=4, metadata={"help": "Concurrent units (chunks) in flight."})
+    engine: str = field(
+        default="local",
+        metadata={
+            "help": "'local' (--workers threads) or 'ray' (Ray Data: --workers units at a "
+            "time, on this machine or the cluster at --ray-address; ragtune's 'ray' extra). "
+            "Same records, same checkpoint."
+        },
+    )
+    ray_address: str | None = field(
+        default=None,
+        metadata={
+            "help": "--engine ray: the cluster to join ('auto', 'ray://HOST:10001'); default: "
+            "a local Ray instance."
+        },
+    )
     rate_limit: float = field(default=0.0, metadata={"help": "Max teacher requests/s (0: none)."})
     concurrency: int = field(
         default=16,
@@ -166,6 +182,13 @@ class RaftConfig:
             raise ConfigError("--distractors must be >= 0 and --questions >= 1")
         if not 0 <= self.valid_fraction + self.test_fraction < 1:
             raise ConfigError("valid_fraction + test_fraction must be in [0, 1)")
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"--engine {self.engine!r}: use 'local' (threads) or 'ray'")
+        if self.ray_address and self.engine != "ray":
+            raise ConfigError("--ray-address needs --engine ray (the local engine uses threads)")
+        from ragtune.raft.ray_engine import check_vllm
+
+        check_vllm(self)  # a vllm: teacher: --engine ray and Ray Data's LLM processor
 
 
 @dataclass
@@ -206,7 +229,15 @@ class Builder:
         self._check_pool()  # before any teacher call is paid for
         self.teacher = None
         self.lm = None
-        if cfg.teacher != "offline":
+        # --engine ray: the teacher lives in the Ray actors (ragtune.raft.ray_engine), whose
+        # counters the driver sums here
+        self.remote_usage: Counter = Counter()
+        self.remote_retries: Counter = Counter()
+        if cfg.engine == "ray":
+            from ragtune.extras import require
+
+            require("ray", "--engine ray")  # before any work, not after the first unit
+        elif cfg.teacher != "offline":
             from ragtune.llm.spec import load_lm
             from ragtune.raft.teacher import LLMTeacher
 
@@ -397,10 +428,26 @@ class Builder:
         t0 = time.time()
         if progress:
             progress(resumed, len(self.units), self._usage())
-        with (
-            open(upath, "a", encoding="utf-8") as f,
-            ThreadPoolExecutor(max(1, self.cfg.workers)) as ex,
-        ):
+        with open(upath, "a", encoding="utf-8") as f:
+
+            def commit(rec: dict) -> None:  # one finished unit, durable before it counts
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                done[rec["key"]] = rec
+                if progress:
+                    progress(len(done), len(self.units), self._usage())
+
+            if self.cfg.engine == "ray":
+                from ragtune.raft.ray_engine import run_units
+
+                run_units(self, todo, commit, self.remote_usage, self.remote_retries)
+            else:
+                self._run_threads(todo, commit)
+        return self.finish(done, resumed, time.time() - t0)
+
+    def _run_threads(self, todo: list[Unit], commit: Callable[[dict], None]) -> None:
+        with ThreadPoolExecutor(max(1, self.cfg.workers)) as ex:
             pending = set()
             it = iter(todo)
             # Keep at most 2 x workers units in flight, so a huge corpus is not all queued at once.
@@ -411,19 +458,14 @@ class Builder:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    rec = fut.result()  # a teacher error after all retries stops the run here
-                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                    done[rec["key"]] = rec
-                    if progress:
-                        progress(len(done), len(self.units), self._usage())
+                    commit(fut.result())  # a teacher error after all retries stops the run here
                     nxt = next(it, None)
                     if nxt is not None:
                         pending.add(ex.submit(self.run_unit, nxt))
-        return self.finish(done, resumed, time.time() - t0)
 
     def _usage(self) -> dict[str, int]:
+        if self.cfg.engine == "ray":
+            return dict(self.remote_usage)
         return self.lm.usage.as_dict() if self.lm is not None else {}
 
     # -- outputs -------------------------------------------------------------------------
@@ -467,7 +509,11 @@ class Builder:
             "drops": dict(drops),
             "stats": dict(stats),
             "teacher_usage": self._usage(),
-            "teacher_retries": dict(getattr(self.lm, "stats", {}) or {}),
+            "teacher_retries": (
+                dict(self.remote_retries)
+                if self.cfg.engine == "ray"
+                else dict(getattr(self.lm, "stats", {}) or {})
+            ),
             "seconds": round(seconds, 2),
         }
         _atomic_write(
@@ -582,7 +628,7 @@ def corpus_units(
 
         tok = load_tokenizer(
             "smollm2-135m"
-            if cfg.teacher == "offline"
+            if cfg.teacher == "offline" or cfg.teacher.startswith("vllm:")
             else cfg.teacher  # an endpoint's tokens are measured with the bundled tokenizer
         )
     chunks = chunk_documents(docs, tok, size=cfg.chunk_size, overlap=cfg.chunk_overlap, mode=mode)
