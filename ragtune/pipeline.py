@@ -5,8 +5,7 @@ predictions.
     ragtune pipeline configs/demo-raft.yaml            # every stage the file names
     ragtune pipeline configs/demo-raft.yaml --from eval --until eval
 
-    import ragtune
-    ragtune.run_pipeline(ragtune.load_config(ragtune.PipelineConfig, "configs/demo-raft.yaml"))
+In Python: `ragtune.run_pipeline(ragtune.load_config(ragtune.PipelineConfig, FILE))`.
 
 A config file names the stages to run, each as the fields of that stage's own job config (the
 same dataclass as its command); the pipeline fills in the paths that link the stages (each

@@ -28,8 +28,35 @@ def readme_blocks() -> list[tuple[str, str]]:
     ]
 
 
+def _code_runs(doc: str) -> list[str]:
+    """The Python examples of one (cleaned) docstring: a paragraph whose first line starts with
+    `import`/`from`, extended by the paragraphs after it while the whole still parses as Python
+    (prose and shell lines do not), whatever the indentation (ruff format dedents docstrings)."""
+    paras = re.split(r"\n[ \t]*\n", doc)
+    out, i = [], 0
+    while i < len(paras):
+        head = textwrap.dedent(paras[i])
+        if not re.match(r"(import|from) \w", head):
+            i += 1
+            continue
+        ast.parse(head)  # a paragraph that starts like Python must be Python
+        indent = len(paras[i]) - len(paras[i].lstrip(" "))
+        block, i = paras[i], i + 1
+        while i < len(paras):
+            nxt = paras[i]
+            if len(nxt) - len(nxt.lstrip(" ")) < indent:
+                break
+            try:
+                ast.parse(textwrap.dedent(block + "\n\n" + nxt))
+            except SyntaxError:
+                break
+            block, i = block + "\n\n" + nxt, i + 1
+        out.append(textwrap.dedent(block).strip("\n") + "\n")
+    return out
+
+
 def docstring_blocks() -> list[tuple[str, str]]:
-    """(where, code) for each indented code block of every docstring in the package."""
+    """(where, code) for each Python example of every docstring in the package."""
     out = []
     for path in sorted((ROOT / "ragtune").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -39,22 +66,10 @@ def docstring_blocks() -> list[tuple[str, str]]:
             if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         ]
         for node in nodes:
-            doc = ast.get_docstring(node, clean=False)
-            if not doc:
-                continue
-            # prose sits at the node's body indent (0 for a module): strip exactly that much
-            indent = 0 if isinstance(node, ast.Module) else node.col_offset + 4
-            doc = "\n".join(
-                line[indent:] if line[:indent].isspace() else line for line in doc.split("\n")
-            )
-            # a block: lines indented deeper than the prose, after a blank line
-            for m in re.finditer(r"(?:^|\n\n)((?:(?: {4}.*)?\n?)+)", doc):
-                block = textwrap.dedent(m.group(1)).strip("\n")
-                if not re.match(r"(import|from) \w", block):
-                    continue
-                ast.parse(block)  # a block that looks like Python must be Python
+            doc = ast.get_docstring(node, clean=True)
+            for code in _code_runs(doc or ""):
                 rel = path.relative_to(ROOT)
-                out.append((f"{rel}:{getattr(node, 'name', '<module>')}", block + "\n"))
+                out.append((f"{rel}:{getattr(node, 'name', '<module>')}", code))
     return out
 
 

@@ -1,8 +1,7 @@
 """`ragtune rog train`: one LoRA adapter for the planner and the reasoner, on `rog build-data`
 output; RoG's path markers (<PATH>, <SEP>, </PATH>) are added tokens trained with it.
 
-    import ragtune
-    ragtune.train_rog(ragtune.RogTrainConfig(data="out/rog-data", out="out/rog"))
+In Python: `ragtune.train_rog(ragtune.RogTrainConfig(data="out/rog-data", out="out/rog"))`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """`ragtune serve`: a RAG (and RoG) pipeline behind the OpenAI-compatible API, under uvicorn.
 
-from ragtune.server.serve import ServeConfig, build_app, serve
-app = build_app(ServeConfig(index="out/index"))        # the ASGI app (tests, your own server)
-serve(ServeConfig(index="out/index", port=8000))         # blocks: what `ragtune serve` runs
+from ragtune.server.serve import ServeConfig, build_app
+app = build_app(ServeConfig(index="out/index"))   # the ASGI app (tests, your own server)
+
+`serve(ServeConfig(index="out/index", port=8000))` runs it under uvicorn until interrupted: what
+`ragtune serve` does.
 """
 
 from __future__ import annotations
