@@ -1,8 +1,12 @@
 """Batched decoding for the local transformers backend: many requests, one forward pass a token.
 
     from ragtune.llm.base import GenerationConfig, Row
-    lm = TransformersLM("model-dir")
-    lm.run_rows([Row(msgs, GenerationConfig(max_tokens=32), done=print, emit=print)], more=...)
+    from ragtune.llm.local import TransformersLM
+    from ragtune.testing import make_tiny_llama
+    lm = TransformersLM(make_tiny_llama("tiny"))          # or any model directory
+    msgs = [{"role": "user", "content": "Hi"}]
+    rows = [Row(msgs, GenerationConfig(max_tokens=8), done=print, emit=print) for _ in range(3)]
+    lm.run_rows(rows, more=lambda n: [], max_batch=8)   # more(n): rows that join mid-way
 
 Each row keeps its own max tokens, stop strings, temperature / top-p / seed and streams its own
 text. The decoding loop is ours rather than `model.generate` because a server's batch changes

@@ -136,3 +136,39 @@ def test_highlight_counts_code_points(serve, lease_rag, page):
     whole = page.evaluate("(t) => passage(t, 0, Array.from(t).length).textContent", text)
     assert whole == text
     assert page.problems == []
+
+
+def test_two_turn_conversation(serve, glimmer_index, page):
+    from playwright.sync_api import expect
+
+    lm = WordStreamLM(lambda m: LEASE_A)
+    srv = serve(RAG(glimmer_index, lm, k=2))
+    page.goto(srv.url + "/")
+    question = page.get_by_label("Question", exact=True)
+    question.fill(LEASE_Q)
+    question.press("Enter")
+    expect(page.locator("#answer")).to_have_text(LEASE_A)
+    expect(page.locator("#history")).to_be_hidden()  # one question is no conversation yet
+
+    question.fill("and how do I change it?")
+    question.press("Enter")
+    expect(page.locator("#submit")).to_have_text("Ask")  # the second answer has arrived
+    turns = page.locator("#turns li.turn")
+    expect(turns).to_have_count(1)  # the first turn, kept with its own sources
+    expect(turns.first.locator(".q")).to_have_text(LEASE_Q)
+    expect(turns.first.locator(".a")).to_have_text(LEASE_A)
+    expect(turns.first.locator(".turn-cite mark").first).to_contain_text("30 seconds")
+    # turn two's own sources: the follow-up was searched with the lease question's words
+    expect(page.locator("#citations li.citation").first).to_contain_text("lease")
+    # the follow-up was sent with the conversation before it
+    roles = [m["role"] for m in lm.calls[-1]]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert lm.calls[-1][1]["content"] == LEASE_Q
+
+    page.get_by_role("button", name="New conversation").click()
+    expect(page.locator("#history")).to_be_hidden()
+    question.fill(LEASE_Q)
+    question.press("Enter")
+    expect(page.locator("#answer")).to_have_text(LEASE_A)
+    assert [m["role"] for m in lm.calls[-1]] == ["system", "user"]  # a fresh conversation
+    assert page.problems == []

@@ -6,6 +6,9 @@ const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 const KEY_STORE = "ragtune.apiKey";
 let health = { model: "ragtune", modes: ["rag"], auth: false };
+// the RAG conversation: messages sent with every new question, and the turn now shown
+let convo = [];
+let shown = null; // {question, text, extra} of the answer in #result
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -93,14 +96,11 @@ async function readEvents(res, onEvent) {
 }
 
 async function askRag(question) {
+  const messages = [...convo, { role: "user", content: question }];
   const res = await fetch("/v1/chat/completions", {
     method: "POST",
     headers: headers(),
-    body: JSON.stringify({
-      model: health.model,
-      messages: [{ role: "user", content: question }],
-      stream: true,
-    }),
+    body: JSON.stringify({ model: health.model, messages, stream: true }),
   });
   if (!res.ok) throw await apiError(res);
   let text = "";
@@ -116,6 +116,34 @@ async function askRag(question) {
   });
   renderAnswer(text);
   if (extra) renderRag(extra);
+  convo = [...messages, { role: "assistant", content: text }];
+  shown = { question, text, extra };
+}
+
+// the answer on display becomes a turn of the conversation, with its sources
+function archiveTurn() {
+  if (!shown) return;
+  const { question, text, extra } = shown;
+  shown = null;
+  const cites = el("ol", { class: "turn-cites" });
+  const docs = (extra && extra.documents) || [];
+  for (const c of (extra && extra.citations) || []) {
+    const doc = docs.find((d) => d.n === c.n);
+    cites.append(el("li", { class: "turn-cite" }, `[${c.n}] ${where(c)}: `,
+      el("mark", {}, doc ? Array.from(doc.text).slice(c.start, c.end).join("") : c.quote)));
+  }
+  $("turns").append(el("li", { class: "turn" }, el("p", { class: "q" }, question),
+    el("p", { class: "a" }, text || "(empty answer)"), cites));
+  $("history").hidden = false;
+}
+
+function newConversation() {
+  convo = [];
+  shown = null;
+  $("turns").replaceChildren();
+  $("history").hidden = true;
+  $("result").hidden = true;
+  $("question").focus();
 }
 
 async function askRog(question) {
@@ -137,6 +165,7 @@ async function submit(event) {
     return;
   }
   const m = mode();
+  if (m === "rag") archiveTurn();
   $("error").hidden = true;
   $("submit").disabled = true;
   $("submit").textContent = "Asking…";
@@ -417,5 +446,6 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
   $("ask").addEventListener("submit", submit);
+  $("new-chat").addEventListener("click", newConversation);
   loadHealth();
 });
