@@ -42,8 +42,17 @@ Faults (a list consumed in order, one per chat request; afterwards every request
     "401"        401 invalid API key
     "404"        404 model not found
 
+Streaming: a chat request with `stream: true` gets Server-Sent Events as OpenAI sends them: a
+role chunk, the reply one whitespace word a chunk (`stream_delay` seconds apart), a chunk with
+`finish_reason`, a usage chunk when `stream_options.include_usage` is set, then `data: [DONE]`.
+The fault "cut" sends the role chunk and the first two words, then closes the connection (a
+stream that breaks after its first bytes); every other fault answers before any event.
+
 Knobs for endpoints that cut corners: `honour_stop=False` ignores `stop` (clients must truncate
-themselves), `include_usage=False` leaves `usage` out of chat replies. `srv.request_headers` holds
+themselves), `include_usage=False` leaves `usage` out of chat replies. `reject_max_tokens=True`
+answers a chat request that carries `max_tokens` with OpenAI's 400 for newer models ("Use
+'max_completion_tokens' instead"; no fault consumed); `max_completion_tokens` is honoured
+like `max_tokens`. `srv.request_headers` holds
 each request's headers (lower-cased names), parallel to `srv.requests`.
 
 With `api_key="sk-..."`, any request lacking `Authorization: Bearer sk-...` gets 401 (this check
@@ -78,6 +87,7 @@ FAULTS = (
     "400",
     "401",
     "404",
+    "cut",
 )
 
 _WORD = re.compile(r"\S+")
@@ -138,6 +148,8 @@ class FakeOpenAIServer:
         supports_logprobs: bool = True,
         honour_stop: bool = True,
         include_usage: bool = True,
+        reject_max_tokens: bool = False,
+        stream_delay: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -169,6 +181,8 @@ class FakeOpenAIServer:
         self.supports_logprobs = supports_logprobs
         self.honour_stop = honour_stop
         self.include_usage = include_usage
+        self.reject_max_tokens = reject_max_tokens
+        self.stream_delay = float(stream_delay)
         self.requests: list[tuple[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.fault_log: list[str] = []
@@ -259,7 +273,7 @@ class FakeOpenAIServer:
         cuts = [i for s in stop if s and (i := text.find(s)) >= 0]
         if cuts:
             text = text[: min(cuts)]
-        max_tokens = body.get("max_tokens")
+        max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
         if isinstance(max_tokens, int) and _words(text) > max_tokens:
             text, finish = _first_words(text, max_tokens), "length"
         prompt_tokens = sum(_words(_content_text(m.get("content"))) for m in messages)
@@ -405,7 +419,55 @@ class FakeOpenAIServer:
                 else:
                     self._send(404, _error(f"no route POST {path}", "not_found"))
 
+            def _stream(self, body: dict, cut: bool = False) -> None:
+                """The reply as SSE chunks, one whitespace word each (see the docstring)."""
+                reply = srv._chat_reply(body)
+                text = reply["choices"][0]["message"]["content"]
+                head = {k: reply[k] for k in ("id", "created", "model")}
+                head["object"] = "chat.completion.chunk"
+
+                def event(delta: dict, finish: str | None = None, **more: Any) -> bytes:
+                    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+                    return b"data: " + json.dumps({**head, "choices": [choice], **more}).encode()
+
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Cache-Control", "no-cache")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    out = [event({"role": "assistant", "content": ""})]
+                    out += [event({"content": w}) for w in _TOKEN.findall(text)]
+                    if cut:
+                        out = out[:3]
+                    else:
+                        out.append(event({}, reply["choices"][0]["finish_reason"]))
+                        opts = body.get("stream_options") or {}
+                        if opts.get("include_usage") and "usage" in reply:
+                            out.append(
+                                b"data: "
+                                + json.dumps(
+                                    {**head, "choices": [], "usage": reply["usage"]}
+                                ).encode()
+                            )
+                        out.append(b"data: [DONE]")
+                    for i, chunk in enumerate(out):
+                        if i and srv.stream_delay and srv._stopping.wait(srv.stream_delay):
+                            return
+                        self.wfile.write(chunk + b"\n\n")
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError, OSError):
+                    pass  # the client hung up mid-stream
+
             def _chat(self, body: dict) -> None:
+                if srv.reject_max_tokens and "max_tokens" in body:
+                    msg = (
+                        "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                        "Use 'max_completion_tokens' instead."
+                    )
+                    self._send(400, _error(msg, "unsupported_parameter"))
+                    return
                 fault = srv._next_fault()
                 kind, _, arg = fault.partition(":")
                 if kind == "timeout":
@@ -413,11 +475,16 @@ class FakeOpenAIServer:
                         self.close_connection = True
                         return
                     kind = "ok"
-                if kind == "ok":
+                if kind == "cut":
+                    self._stream(body, cut=True)
+                elif kind == "ok":
                     if srv.latency and srv._stopping.wait(srv.latency):
                         self.close_connection = True
                         return
-                    self._send(200, srv._chat_reply(body))
+                    if body.get("stream"):
+                        self._stream(body)
+                    else:
+                        self._send(200, srv._chat_reply(body))
                 elif kind == "429":
                     ra = arg or srv.retry_after
                     err = _error("Rate limit reached; slow down.", "rate_limit_exceeded")

@@ -9,6 +9,12 @@ A batch is sent as parallel requests (at most `concurrency` in flight), results 
 Transient failures (429, 500/502/503/504, connection errors, timeouts, malformed replies) are
 retried with exponential backoff and full jitter, honouring `Retry-After`; permanent ones (400,
 401, 403, 404) are raised at once with a message that says how to fix them.
+
+`stream()` reads the endpoint's Server-Sent Events as they come (retried like a request until
+the first byte of the reply, never after: the pieces already handed on cannot be taken back).
+Newer OpenAI models refuse `max_tokens` ("use max_completion_tokens"), and some servers the
+other way round: the first such 400 switches the key for this instance, and the request is sent
+again at once.
 """
 
 from __future__ import annotations
@@ -19,15 +25,23 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
 
 from ragtune.errors import ContextTooLong, LLMError, RateLimited, Unreachable
-from ragtune.llm.base import LM, Completion, GenerationConfig, Messages, truncate_at_stop
+from ragtune.llm.base import (
+    LM,
+    Completion,
+    GenerationConfig,
+    Messages,
+    Row,
+    stream_until_stop,
+    truncate_at_stop,
+)
 
 __all__ = ["OpenAILM", "render_plain"]
 
@@ -41,6 +55,29 @@ _CONTEXT_RE = re.compile(
     r"|prompt is too long|exceeds? the (?:model'?s? )?(?:maximum|max)",
     re.IGNORECASE,
 )
+MAX_KEYS = ("max_tokens", "max_completion_tokens")
+
+
+def _swapped_key(body: dict, msg: str) -> str | None:
+    """The other length key when a 400's message says the one sent is not supported (OpenAI:
+    "Unsupported parameter: 'max_tokens' ... Use 'max_completion_tokens' instead.")."""
+    sent = next((k for k in MAX_KEYS if k in body), None)
+    if sent is None:
+        return None
+    other = MAX_KEYS[1 - MAX_KEYS.index(sent)]
+    low = msg.lower()
+    refused = re.search(
+        r"unsupported|not supported|unrecognized|unknown|extra (?:fields|inputs)", low
+    )
+    return other if sent in low and refused else None
+
+
+class _SwapKey(Exception):
+    """Internal: the endpoint refused the length key; send the request again with `key`."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(key)
 
 
 def render_plain(messages: Messages) -> str:
@@ -118,6 +155,7 @@ class OpenAILM(LM):
     """
 
     can_score = True  # through /v1/completions with echo + logprobs, where the endpoint has it
+    can_stream = True  # Server-Sent Events from the endpoint
 
     def __init__(
         self,
@@ -153,6 +191,8 @@ class OpenAILM(LM):
         self._stats_lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
+        # the length key this endpoint takes, learnt from its first refusal (see the docstring)
+        self.max_tokens_key = "max_tokens"
 
     # -- plumbing --------------------------------------------------------------------------------
     @property
@@ -271,18 +311,41 @@ class OpenAILM(LM):
         url = f"{self.base_url}{path}"
         attempts = self.max_retries + 1
         last: _Retry | None = None
-        for attempt in range(attempts):
+        swapped = False
+        attempt = 0
+        while attempt < attempts:
             try:
                 return self._attempt(url, body, valid, on_client_error)
             except _Retry as r:
                 last = r
+            except _SwapKey as s:
+                if swapped:  # refused both keys: say so instead of going round
+                    raise LLMError(
+                        f"{url} refused both max_tokens and max_completion_tokens; set the "
+                        "right one through extra_body"
+                    ) from None
+                swapped, body = True, self._with_key(body, s.key)
+                continue  # not a retry: the same request, in the words this endpoint takes
             if attempt + 1 < attempts:
                 self._count_retry(last.cause)
                 time.sleep(self._backoff(attempt, last.retry_after))
+            attempt += 1
         assert last is not None
+        raise self._exhausted(url, last, attempts)
+
+    def _with_key(self, body: dict, key: str) -> dict:
+        """`body` with its length under `key`, and `key` remembered for later requests."""
+        self.max_tokens_key = key
+        body = dict(body)
+        n = next((body.pop(k) for k in MAX_KEYS if k in body), None)
+        body[key] = n
+        return body
+
+    def _exhausted(self, url: str, last: _Retry, attempts: int) -> LLMError:
+        """The error once every attempt failed with `last`."""
         tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
         if last.cause == "429":
-            raise RateLimited(
+            return RateLimited(
                 f"{url} kept answering 429 (rate limited) after {tries}; lower concurrency "
                 f"(now {self.concurrency}), or raise max_retries/backoff_max, or wait and rerun.",
                 retry_after=last.retry_after,
@@ -294,16 +357,16 @@ class OpenAILM(LM):
                 else "could not be reached"
             )
             hint = "; if it is just slow, raise timeout=" if last.cause == "timeout" else ""
-            raise Unreachable(
+            return Unreachable(
                 f"{url} {what} ({last.detail}) after {tries}; check the server is running and "
                 f"that --base-url / base_url is right (e.g. http://localhost:8000/v1){hint}."
             )
         if last.cause == "malformed":
-            raise LLMError(
+            return LLMError(
                 f"{url} sent a malformed reply after {tries} ({last.detail}); check base_url "
                 "points at an OpenAI-compatible endpoint ending in /v1."
             )
-        raise LLMError(
+        return LLMError(
             f"{url} kept failing with HTTP {last.cause} after {tries} ({last.detail}); the "
             "server may be overloaded or crashing: check its logs, or raise max_retries."
         )
@@ -330,6 +393,8 @@ class OpenAILM(LM):
             )
             raise _Retry(str(status), f"HTTP {status}: {_server_message(resp)}", ra)
         if not 200 <= status < 300:
+            if status in (400, 422) and (key := _swapped_key(body, _server_message(resp))):
+                raise _SwapKey(key)
             raise self._fatal(resp, url, on_client_error)
         try:
             data = resp.json()
@@ -343,11 +408,11 @@ class OpenAILM(LM):
     def _generate(self, batch: list[Messages], cfg: GenerationConfig) -> list[Completion]:
         return self._map(lambda messages: self._one(messages, cfg), batch)
 
-    def _one(self, messages: Messages, cfg: GenerationConfig) -> Completion:
+    def _chat_body(self, messages: Messages, cfg: GenerationConfig) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
-            "max_tokens": cfg.max_tokens,
+            self.max_tokens_key: cfg.max_tokens,
             "temperature": cfg.temperature,
             "top_p": cfg.top_p,
         }
@@ -356,6 +421,10 @@ class OpenAILM(LM):
         if cfg.seed is not None:
             body["seed"] = cfg.seed
         body.update(self.extra_body)
+        return body
+
+    def _one(self, messages: Messages, cfg: GenerationConfig) -> Completion:
+        body = self._chat_body(messages, cfg)
         data = self._post("/chat/completions", body, _has_chat_content)
         choice = data["choices"][0]
         content = choice["message"]["content"]
@@ -368,6 +437,162 @@ class OpenAILM(LM):
         if not isinstance(ct, int):
             ct = self.count_tokens(content) if content else 0
         return Completion(text=text, prompt_tokens=pt, completion_tokens=ct, finish_reason=finish)
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: list[str] | None = None,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Yield the reply's pieces as the endpoint sends them (`stream: true`, SSE).
+
+        Failures before the first byte of the reply are retried as for `generate`; a stream
+        that breaks afterwards raises LLMError (what was yielded cannot be taken back). Closing
+        the generator early closes the connection, which stops the endpoint generating.
+        """
+        cfg = GenerationConfig(max_tokens, temperature, top_p, list(stop or []), seed)
+        body = self._chat_body(messages, cfg)
+        body.update(stream=True, stream_options={"include_usage": True})
+        url = f"{self.base_url}/chat/completions"
+        parts: list[str] = []
+        usage: dict = {}
+        for piece in stream_until_stop(self._events(url, body, usage), cfg.stop):
+            parts.append(piece)
+            yield piece
+        text = "".join(parts)
+        pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if not isinstance(pt, int):
+            pt = self.count_tokens("\n".join(str(m.get("content", "")) for m in messages))
+        if not isinstance(ct, int):
+            ct = self.count_tokens(text) if text else 0
+        self.usage.add(Completion(text, pt, ct))
+
+    def _events(self, url: str, body: dict, usage: dict) -> Iterator[str]:
+        """The content pieces of one streamed chat completion; `usage` is filled in at the end."""
+        attempts = self.max_retries + 1
+        attempt, swapped, last = 0, False, None
+        while attempt < attempts:
+            try:
+                with self.client.stream("POST", url, json=body) as resp:
+                    self._check_stream_status(resp, url, body)
+                    lines = resp.iter_lines()
+                    try:
+                        first = next(lines, None)
+                    except (httpx.TimeoutException, httpx.TransportError) as e:
+                        raise _Retry("connect", f"{type(e).__name__}: {e}") from e
+                    if first is None:
+                        raise _Retry("malformed", "the stream ended before any event")
+                    # from here on, nothing is retried: pieces may have been handed on
+                    yield from self._read_events(first, lines, url, usage)
+                    return
+            except httpx.TimeoutException as e:
+                last = _Retry("timeout", f"{type(e).__name__}: {e}")
+            except httpx.TransportError as e:
+                last = _Retry("connect", f"{type(e).__name__}: {e}")
+            except _Retry as r:
+                last = r
+            except _SwapKey as sk:
+                if swapped:
+                    raise LLMError(
+                        f"{url} refused both max_tokens and max_completion_tokens; set the "
+                        "right one through extra_body"
+                    ) from None
+                swapped, body = True, self._with_key(body, sk.key)
+                continue
+            if attempt + 1 < attempts:
+                self._count_retry(last.cause)
+                time.sleep(self._backoff(attempt, last.retry_after))
+            attempt += 1
+        assert last is not None
+        raise self._exhausted(url, last, attempts)
+
+    def _check_stream_status(self, resp: httpx.Response, url: str, body: dict) -> None:
+        status = resp.status_code
+        if 200 <= status < 300:
+            return
+        resp.read()  # the error body, for its message
+        if status in RETRY_STATUSES:
+            ra = (
+                _parse_retry_after(resp.headers.get("Retry-After"))
+                if status in (429, 503)
+                else None
+            )
+            raise _Retry(str(status), f"HTTP {status}: {_server_message(resp)}", ra)
+        if status in (400, 422) and (key := _swapped_key(body, _server_message(resp))):
+            raise _SwapKey(key)
+        raise self._fatal(resp, url, None)
+
+    def _read_events(self, first: str, lines: Iterator[str], url: str, usage: dict):
+        import itertools
+        import json
+
+        n = 0
+        try:
+            for line in itertools.chain([first], lines):
+                if not line.startswith("data:"):
+                    continue  # comments (": ping"), event names, blank separators
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    msg = f"{url} sent a stream event that is not JSON: {data[:120]!r}"
+                    raise LLMError(msg) from None
+                if isinstance(event.get("error"), dict | str):
+                    err = event["error"]
+                    msg = err.get("message", err) if isinstance(err, dict) else err
+                    raise LLMError(f"{url} failed mid-stream: {msg}")
+                if isinstance(event.get("usage"), dict):
+                    usage.update(event["usage"])
+                for choice in event.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        n += 1
+                        yield piece
+        except (httpx.TimeoutException, httpx.TransportError) as e:
+            raise LLMError(
+                f"{url} broke off the stream after {n} piece{'s' if n != 1 else ''} "
+                f"({type(e).__name__}: {e}); not retried, as the answer had begun"
+            ) from e
+        # the connection closed without [DONE]: the reply is cut short
+        raise LLMError(
+            f"{url} closed the stream after {n} piece{'s' if n != 1 else ''} without [DONE]; "
+            "the answer is incomplete (check the server's logs)"
+        )
+
+    def run_rows(
+        self, rows: list[Row], more: Callable[[int], list[Row]] | None = None, max_batch: int = 8
+    ) -> None:
+        """A server's batch: up to `concurrency` rows in flight at once, each its own request
+        (streamed when the row streams); rows from `more` start as places free up."""
+        queue = list(rows)
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="openai-rows")
+
+        def one(row: Row) -> None:
+            try:
+                row.done(self._run_row(row))
+            except Exception as e:
+                row.done(e)
+
+        running: set = set()
+        try:
+            while True:
+                if more is not None and len(queue) + len(running) < max_batch:
+                    queue.extend(more(max_batch - len(queue) - len(running)))
+                while queue and len(running) < self.concurrency:
+                    running.add(pool.submit(one, queue.pop(0)))
+                if not running:
+                    if queue:
+                        continue
+                    return
+                _, running = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+        finally:
+            pool.shutdown(wait=True)
 
     def score(self, prompt: Messages, continuations: list[str]) -> list[float]:
         """Sum of log-probabilities of each continuation after `prompt` (best-effort).

@@ -372,3 +372,75 @@ def test_fake_server_models_and_clean_shutdown():
         s.bind(("127.0.0.1", port))
     with pytest.raises(ValueError, match="unknown fault"):
         FakeOpenAIServer(faults=["explode"])
+
+
+# -- streaming ---------------------------------------------------------------------------------
+
+
+def test_stream_yields_the_endpoints_pieces_and_counts_its_usage():
+    with FakeOpenAIServer(reply=["Paris is the capital of France."]) as srv:
+        lm = make_lm(srv)
+        assert lm.can_stream
+        pieces = list(lm.stream(Q, max_tokens=64))
+        assert len(pieces) == 6 and "".join(pieces) == "Paris is the capital of France."
+        body = srv.chat_requests()[0]
+        assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+        assert lm.usage.completion_tokens == 6 and lm.usage.prompt_tokens == 6  # the endpoint's
+        assert lm.usage.requests == 1
+
+
+def test_stream_is_retried_before_its_first_byte_only():
+    with FakeOpenAIServer(reply=["one two three"], faults=["500", "drop", "429", "ok"]) as srv:
+        lm = make_lm(srv)
+        assert "".join(lm.stream(Q)) == "one two three"
+        assert lm.stats["500"] == 1 and lm.stats["connect"] == 1 and lm.stats["429"] == 1
+    with FakeOpenAIServer(reply=["one two three four"], faults=["cut"]) as srv:
+        lm = make_lm(srv)
+        got = []
+        with pytest.raises(LLMError, match="after 2 pieces without \\[DONE\\]"):
+            for piece in lm.stream(Q):
+                got.append(piece)
+        assert got == ["one", " two"] and len(srv.chat_requests()) == 1  # never sent again
+    with FakeOpenAIServer(faults=["400"]) as srv:  # permanent errors: at once, with the message
+        with pytest.raises(LLMError, match="Invalid value for 'temperature'"):
+            list(make_lm(srv).stream(Q))
+
+
+def test_stream_cuts_at_stop_strings_the_endpoint_ignores():
+    with FakeOpenAIServer(reply=["alpha beta STOP gamma"], honour_stop=False) as srv:
+        assert "".join(make_lm(srv).stream(Q, stop=[" STOP"])) == "alpha beta"
+
+
+def test_closing_the_stream_early_closes_the_connection():
+    with FakeOpenAIServer(reply=[" ".join(["w"] * 200)], stream_delay=0.01) as srv:
+        it = make_lm(srv).stream(Q, max_tokens=500)
+        assert next(it) == "w"
+        t0 = time.perf_counter()
+        it.close()
+        assert time.perf_counter() - t0 < 1
+
+
+# -- max_tokens / max_completion_tokens ---------------------------------------------------------
+
+
+def test_an_endpoint_that_refuses_max_tokens_gets_max_completion_tokens():
+    with FakeOpenAIServer(reply=["a b c d e"], reject_max_tokens=True) as srv:
+        lm = make_lm(srv, max_retries=0)  # the switch is not a retry
+        [c] = lm.generate([Q], max_tokens=2)
+        assert c.text == "a b" and c.finish_reason == "length"
+        first, second = srv.chat_requests()
+        assert "max_tokens" in first and second["max_completion_tokens"] == 2
+        assert "max_tokens" not in second and lm.max_tokens_key == "max_completion_tokens"
+        lm.generate([Q], max_tokens=3)  # remembered: one request, the right key
+        assert "".join(lm.stream(Q, max_tokens=4)) == "a b c d"
+        assert len(srv.chat_requests()) == 4
+        assert all("max_tokens" not in b for b in srv.chat_requests()[2:])
+        assert sum(lm.stats.values()) == 0
+
+
+def test_the_key_switch_goes_back_for_servers_that_refuse_the_new_key():
+    from ragtune.llm.openai import _swapped_key
+
+    msg = "Unrecognized request argument supplied: max_completion_tokens"
+    assert _swapped_key({"max_completion_tokens": 5}, msg) == "max_tokens"
+    assert _swapped_key({"max_tokens": 5}, "Invalid value for 'temperature'.") is None

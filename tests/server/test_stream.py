@@ -77,3 +77,46 @@ def test_serve_command(glimmer_index, tmp_path):
         assert r.json()["choices"][0]["message"]["content"].startswith("echo: ")
     finally:
         srv.stop()
+
+
+def test_serve_with_an_endpoint_model_streams(glimmer_index):
+    """`serve --model openai:...` streams the endpoint's pieces as they come, and a batched
+    server (--max-batch) sends a batch's requests to the endpoint at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ragtune.server.serve import ServeConfig, build_app
+    from ragtune.testing_server import FakeOpenAIServer
+    from tests.server.conftest import LiveServer
+
+    words = "A lease lasts 30 seconds by default [1]."
+    with FakeOpenAIServer(
+        reply=[words], stream_delay=0.05, latency=0.5, reject_max_tokens=True
+    ) as fake:
+        spec = f"openai:fake-model@{fake.base_url}"
+        cfg = ServeConfig(index=str(glimmer_index.path), model=spec, max_batch=4)
+        srv = LiveServer(build_app(cfg)).start()
+        try:
+            body = {"messages": [{"role": "user", "content": "How long is a lease?"}]}
+            arrivals = []
+            with httpx.stream(
+                "POST", srv.base_url + "/chat/completions", json={**body, "stream": True}
+            ) as r:
+                for line in r.iter_lines():
+                    if '"content": "' in line and '"content": ""' not in line:
+                        arrivals.append(time.perf_counter())
+            assert len(arrivals) >= 6  # word by word, not one piece at the end
+            assert arrivals[-1] - arrivals[0] > 0.2  # as the endpoint produced them
+            sent = fake.chat_requests()[-1]
+            assert sent["stream"] is True and "max_completion_tokens" in sent
+
+            def ask(_):
+                return httpx.post(srv.base_url + "/chat/completions", json=body, timeout=30)
+
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(4) as pool:
+                replies = list(pool.map(ask, range(4)))
+            assert all(r.json()["choices"][0]["message"]["content"] == words for r in replies)
+            # at once: the endpoint thinks 0.5 s per request, so one after another takes 2 s
+            assert time.perf_counter() - t0 < 1.5
+        finally:
+            srv.stop()
