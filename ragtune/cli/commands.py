@@ -25,10 +25,12 @@ def run_index(cfg: IndexConfig):
         err.print(f"[yellow]skipped[/] {s}", highlight=False)
 
     with job_progress(transient=True) as prog:
-        task = prog.add_task("loading and chunking", total=None, info="")
+        # the corpus streams through (loaded, chunked and embedded file by file): the count of
+        # chunks embedded grows, and the total is known at the end
+        task = prog.add_task("indexing", total=None, info="")
 
-        def on_chunked(n: int) -> None:  # the chunk count is known only after chunking
-            prog.update(task, description=f"embedding {n} chunks", total=n)
+        def on_chunked(n: int) -> None:
+            prog.update(task, total=n)
 
         idx = build_index(
             cfg, on_skip=on_skip, on_chunked=on_chunked, progress=lambda n: prog.advance(task, n)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragtune.corpus.chunking import chunk_documents
-from ragtune.corpus.loaders import LoadReport, Skipped, load_corpus
+from ragtune.corpus.chunking import iter_chunks
+from ragtune.corpus.loaders import LoadReport, Skipped, iter_corpus
 from ragtune.retrieval.index import Index
 
 
@@ -63,32 +63,38 @@ def build_index(
     tokenizer: Any = None,
     **kw: Any,
 ) -> Index:
-    """Load, chunk and index. Returns the loaded Index; `index.params["load_report"]` has counts."""
+    """Load, chunk and index. Returns the loaded Index; `index.params["load_report"]` has counts.
+
+    The corpus streams through: files are read one at a time, their chunks written to the index
+    and embedded in windows as they come (`Index.build` on an iterator), so a corpus larger than
+    memory indexes in bounded memory. `on_chunked(n)` gets the chunk count once it is known, at
+    the end.
+    """
     cfg = cfg or IndexConfig(**kw)
-    docs, report = load_corpus(
+    report = LoadReport()
+    docs = iter_corpus(
         cfg.paths,
         text_field=cfg.text_field,
         max_bytes=cfg.max_bytes,
         strict=cfg.strict,
         on_skip=on_skip,
+        report=report,
     )
     if tokenizer is None and cfg.chunk_mode == "tokens":
         from ragtune.llm.spec import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.tokenizer)
-    chunks = chunk_documents(
+    chunks = iter_chunks(
         docs, tokenizer, size=cfg.chunk_size, overlap=cfg.chunk_overlap, mode=cfg.chunk_mode
     )
-    if on_chunked:
-        on_chunked(len(chunks))
-    return Index.build(
+    idx = Index.build(
         chunks,
         cfg.out,
         methods=cfg.methods,
         embedder=cfg.embedder,
         hnsw=cfg.hnsw,
         progress=progress,
-        extra_params={
+        extra_params=lambda: {  # after the stream: the load report is complete only then
             "chunking": {
                 "mode": cfg.chunk_mode,
                 "size": cfg.chunk_size,
@@ -98,6 +104,9 @@ def build_index(
             "load_report": _report_dict(report),
         },
     )
+    if on_chunked:
+        on_chunked(len(idx.chunks))
+    return idx
 
 
 def _report_dict(r: LoadReport) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from ragtune.corpus.document import Chunk, Document, stable_id
@@ -188,13 +188,29 @@ def chunk_documents(
     mode: str = "tokens",
 ) -> list[Chunk]:
     """Chunks of every document, with the document's metadata plus `chunk`, `start`, `end`, `tokens`."""
+    return list(iter_chunks(docs, tokenizer, size=size, overlap=overlap, mode=mode))
+
+
+def iter_chunks(
+    docs: Iterable[Document],
+    tokenizer: Tokenizer | None,
+    *,
+    size: int = 256,
+    overlap: int = 32,
+    mode: str = "tokens",
+) -> Iterator[Chunk]:
+    """`chunk_documents` one document at a time (for corpora streamed from disk); the settings
+    are checked at the call, not at the first chunk."""
     if mode not in ("tokens", "record"):
         raise ConfigError(f"chunk mode {mode!r} is unknown; use 'tokens' or 'record'")
     if mode == "tokens" and (size <= 0 or not 0 <= overlap < size):
         raise ConfigError(
             f"need size > 0 and 0 <= overlap < size (got size={size}, overlap={overlap})"
         )
-    out: list[Chunk] = []
+    return _chunks(docs, tokenizer, size, overlap, mode)
+
+
+def _chunks(docs, tokenizer, size, overlap, mode) -> Iterator[Chunk]:
     for doc in docs:
         if mode == "record":
             spans = [(0, len(doc.text), _count(tokenizer, [doc.text])[0] if tokenizer else -1)]
@@ -202,5 +218,4 @@ def chunk_documents(
             spans = chunk_text(doc.text, tokenizer, size, overlap)
         for i, (s, e, n) in enumerate(spans):
             meta = dict(doc.metadata, chunk=i, start=s, end=e, tokens=n)
-            out.append(Chunk(stable_id(doc.id, str(i)), doc.id, doc.text[s:e], meta))
-    return out
+            yield Chunk(stable_id(doc.id, str(i)), doc.id, doc.text[s:e], meta)

@@ -175,10 +175,37 @@ def load_corpus(
     `text_field` names the field (dotted path allowed, e.g. ``meta.body``) holding the text of
     JSON/JSONL records; without it a record is rendered as ``key: value`` lines. Problems are
     reported in the returned `LoadReport` (and passed to `on_skip`), or raised as `DataError`
-    when `strict`.
+    when `strict`. `iter_corpus` gives the same documents one file at a time.
     """
+    report = LoadReport()
+    docs = list(
+        iter_corpus(
+            paths,
+            text_field=text_field,
+            max_bytes=max_bytes,
+            strict=strict,
+            on_skip=on_skip,
+            report=report,
+        )
+    )
+    return docs, report
+
+
+def iter_corpus(
+    paths: Iterable[str | Path],
+    *,
+    text_field: str | None = None,
+    max_bytes: int = 50_000_000,
+    strict: bool = False,
+    on_skip: Callable[[Skipped], None] | None = None,
+    report: LoadReport | None = None,
+) -> Iterator[Document]:
+    """`load_corpus`'s documents, in the same order, read one file at a time: a corpus larger
+    than memory streams through (one file, at most `max_bytes`, is held at once). `report`
+    (a LoadReport) is filled in as files are read, and is complete when the iterator ends."""
     loader = _Loader(strict, on_skip)
-    docs: list[Document] = []
+    if report is not None:
+        loader.report = report
     seen: set[Path] = set()
     for given in _as_paths(paths):
         if not given.exists():
@@ -203,9 +230,8 @@ def load_corpus(
                 d.id = stable_id(where, d.id)
             if got:
                 loader.report.files_loaded += 1
-                docs.extend(got)
-    loader.report.documents = len(docs)
-    return docs, loader.report
+                loader.report.documents += len(got)
+                yield from got
 
 
 def _load_file(

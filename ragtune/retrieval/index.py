@@ -17,10 +17,11 @@ index (and an existing index is only replaced once the new one is complete).
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,51 +54,74 @@ class Index:
     @classmethod
     def build(
         cls,
-        chunks: Sequence[Chunk],
+        chunks: Iterable[Chunk],
         out: str | Path,
         *,
         methods: Sequence[str] = ("bm25", "dense"),
         embedder: str | None = None,
         hnsw: bool = False,
         bm25_tokenizer: str = "en_stem",
-        extra_params: dict[str, Any] | None = None,
+        extra_params: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> Index:
-        """Index `chunks`; `progress(n)` is called as chunks are embedded (for a progress bar)."""
+        """Index `chunks` (a list, or an iterator streaming a corpus); `progress(n)` is called
+        as chunks are embedded (for a progress bar). `extra_params` may be a function, called
+        once the chunks are consumed (a load report is complete only then)."""
         from ragtune.retrieval.bm25 import BM25Index
-        from ragtune.retrieval.dense import DenseIndex, Embedder
+        from ragtune.retrieval.dense import Embedder
+        from ragtune.retrieval.stream import DenseWriter
 
         out = Path(out)
         bad = [m for m in methods if m not in ("bm25", "dense")]
         if bad or not methods:
             raise ConfigError(f"index methods must be among bm25, dense (got {list(methods)})")
-        if not chunks:
-            raise ConfigError("nothing to index: the corpus produced no chunks (see skipped files)")
+        nothing = "nothing to index: the corpus produced no chunks (see skipped files)"
+        it = iter(chunks)
+        first = next(it, None)  # an empty corpus fails here, before the embedder loads
+        if first is None:
+            raise ConfigError(nothing)
+        chunks = itertools.chain([first], it)
         with staged_dir(out, what="index") as tmp:
+            # One pass over `chunks`: each is written to chunks.jsonl, handed to tantivy's
+            # writer (it flushes segments under its heap budget) and queued for the embedder
+            # (vectors appended a window at a time), so the corpus is never all in memory.
+            dense = None
+            if "dense" in methods:
+                dense = DenseWriter(Embedder(embedder), tmp / "dense", hnsw=hnsw, progress=progress)
+            n = 0
             with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
-                for c in chunks:
-                    f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
-            texts = [c.text for c in chunks]
+
+                def texts() -> Iterator[str]:
+                    nonlocal n
+                    for c in chunks:
+                        f.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+                        if dense is not None:
+                            dense.add(c.text)
+                        n += 1
+                        yield c.text
+
+                if "bm25" in methods:
+                    BM25Index.build(texts(), tmp / "bm25", tokenizer=bm25_tokenizer)
+                else:
+                    for _ in texts():
+                        pass
+            dim = dense.close() if dense is not None else None
             params: dict[str, Any] = {
                 "format": FORMAT,
                 "version": VERSION,
                 "methods": list(methods),
-                "n_chunks": len(chunks),
+                "n_chunks": n,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             if "bm25" in methods:
-                BM25Index.build(texts, tmp / "bm25", tokenizer=bm25_tokenizer)
                 params["bm25"] = {"engine": "tantivy", "tokenizer": bm25_tokenizer}
             if "dense" in methods:
-                emb = Embedder(embedder)
-                vecs = emb.encode(texts, progress=progress)
-                DenseIndex.build(vecs, tmp / "dense", hnsw=hnsw)
                 params["dense"] = {
                     "embedder": embedder or "bundled:all-MiniLM-L6-v2",
-                    "dim": emb.dim,
+                    "dim": dim,
                     "hnsw": hnsw,
                 }
-            params.update(extra_params or {})
+            params.update((extra_params() if callable(extra_params) else extra_params) or {})
             (tmp / "params.json").write_text(json.dumps(params, indent=2), encoding="utf-8")
         return cls.load(out)
 
@@ -107,8 +131,11 @@ class Index:
         """The index at `path`; `device`: where its query embedder runs (auto, cpu, cuda, ...)."""
         path = recover_dir(path)  # a build killed mid-swap may have moved the index aside
         params = read_params(path, FORMAT, VERSION, "index", "`ragtune index CORPUS --out PATH`")
-        with open(path / "chunks.jsonl", encoding="utf-8") as f:
-            chunks = [Chunk.from_dict(json.loads(line)) for line in f]
+        from ragtune.retrieval.stream import ChunkStore
+
+        # read on access (ragtune.retrieval.stream): an index of millions of chunks loads in
+        # a scan of its chunks.jsonl, not millions of objects
+        chunks = ChunkStore(path / "chunks.jsonl")
         return cls(path, params, chunks, device=device)
 
     @property
