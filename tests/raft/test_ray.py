@@ -172,3 +172,55 @@ def test_vllm_teacher_settings_are_checked(tmp_path):
     except ImportError:
         with pytest.raises(ConfigError, match=r"pip install 'ray\[llm\]'"):
             build_raft(RaftBuildConfig(**cfg, engine="ray"))
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_ray_driver_then_resume(tmp_path):
+    """A real `ragtune raft build --engine ray` killed with SIGKILL midway (its own local Ray
+    instance goes with it); the same command resumes from units.jsonl: nothing lost or doubled,
+    the local engine's records."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    ragtune = str(Path(sys.executable).parent / "ragtune")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    kw = dict(paths=[str(API)], distractors=3, questions=2)
+    with FakeOpenAIServer(reply=fake_teacher_reply) as srv:
+        build_raft(
+            RaftBuildConfig(
+                out=str(tmp_path / "local"), teacher=f"openai:fake@{srv.base_url}", **kw
+            )
+        )
+    units = tmp_path / "killed" / ".raft-work" / "units.jsonl"
+    with FakeOpenAIServer(reply=fake_teacher_reply, latency=0.5) as srv:
+        cmd = [ragtune, "raft", "build", str(API), "--out", str(tmp_path / "killed")]
+        cmd += [
+            "--teacher",
+            f"openai:fake@{srv.base_url}",
+            "--questions",
+            "2",
+            "--distractors",
+            "3",
+        ]
+        cmd += ["--workers", "1", "--engine", "ray"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if units.exists() and len(units.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        done_before = len(units.read_text().splitlines())
+        assert 2 <= done_before < 8, "the run must be killed midway"
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = json.loads((tmp_path / "killed" / "manifest.json").read_text())
+    assert m["units_resumed"] >= done_before and m["units"] == 8
+    keys = [json.loads(x)["key"] for x in units.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 8
+    assert rows(tmp_path / "killed") == rows(tmp_path / "local")
