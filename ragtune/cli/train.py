@@ -55,5 +55,9 @@ def run_merge(cfg: MergeConfig):
 
 
 def register(app) -> None:
+    from ragtune.cli.export import run_export
+    from ragtune.train.export import ExportConfig
+
     app.command("train")(typer_command(TrainConfig, run_train))
     app.command("merge")(typer_command(MergeConfig, run_merge))
+    app.command("export")(typer_command(ExportConfig, run_export))
