@@ -103,7 +103,9 @@ def chunk_text(text: str, tok: Tokenizer, size: int, overlap: int) -> list[tuple
                 j += 1
                 filled = True
         end = units[j - 1][1]
-        n = _count(tok, [text[start:end]])[0]
+        # one whole unit on its own is the span counted above (most short documents)
+        alone = j == i + 1 and start == units[i][0] and not filled
+        n = units[i][2] if alone else _count(tok, [text[start:end]])[0]
         # Joining pieces can add a token or two at the seams: give back the last sentence, or
         # tokens of a cut piece, until it fits; as a last resort drop the overlap this once.
         while n > size:
@@ -121,7 +123,8 @@ def chunk_text(text: str, tok: Tokenizer, size: int, overlap: int) -> list[tuple
         starts = [units[k][0] for k in range(i, j)]
         i = j
         prev = (start, end, n)
-        head = _tail(text, *prev, tok, overlap, cap, starts) if overlap else None
+        # the tail only matters to a next chunk (a tokenizer call or two saved per document)
+        head = _tail(text, *prev, tok, overlap, cap, starts) if overlap and i < len(units) else None
     return chunks
 
 
