@@ -22,6 +22,8 @@ EXTRA_OF = {
     "uvicorn": "server",
     "matplotlib": "eval",  # the evaluation's plots and report
     "ray": "ray",
+    "onnxruntime_genai": "onnx",  # the onnx: backend
+    "onnx_ir": "onnx",  # its one-time export (onnxruntime-genai's builder)
 }
 
 

@@ -5,6 +5,8 @@ gguf:PATH  or  PATH.gguf      a local GGUF file (transformers, converted once an
 PATH                          a local Hugging Face model directory
 openai:MODEL@BASE_URL         an OpenAI-compatible endpoint (key from $OPENAI_API_KEY)
 openai:MODEL                  OpenAI itself
+onnx:MODEL                    onnxruntime-genai on CPU (MODEL: smollm2-135m, a model dir, a
+                              GGUF file or an exported dir; exported once; the `onnx` extra)
 dummy                         ragtune.testing.DummyLM (echoes; for wiring tests)
 """
 
@@ -56,6 +58,10 @@ def load_lm(spec: str = DEFAULT_MODEL, *, adapter: str | None = None, **kw: Any)
         from ragtune.testing import DummyLM
 
         return DummyLM()
+    if spec.startswith("onnx:"):  # onnxruntime-genai: the CPU fast path (the `onnx` extra)
+        from ragtune.llm.onnx import OnnxLM
+
+        return OnnxLM(spec[len("onnx:") :], adapter=adapter, threads=kw.get("threads"))
     from ragtune.llm.local import TransformersLM
 
     if spec in ("smollm2-135m", "smollm2", "default"):
