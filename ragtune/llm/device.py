@@ -1,10 +1,12 @@
 """Where a local model runs and in which precision: one function decides it for every job.
 
     from ragtune.llm.device import resolve
-    dev, dt = resolve("auto", "auto")    # CUDA (bf16 where the GPU has it), else MPS, else CPU fp32
-    dev, dt = resolve("cuda:1", "fp16")  # torch.device("cuda:1"), torch.float16
+    dev, dt = resolve("auto", "auto")   # CUDA (bf16 where the GPU has it), else MPS, else CPU fp32
+    dev, dt = resolve("cpu", "bf16")    # torch.device("cpu"), torch.bfloat16
 
 device: auto | cpu | cuda | cuda:N | mps      dtype: auto | fp32 | bf16 | fp16
+(`resolve("cuda:1", "fp16")` on a machine with two GPUs: torch.device("cuda:1"), torch.float16;
+where there is no such device, a ConfigError naming the field and what to pass instead.)
 
 The generator (TransformersLM), the trainer, eval, the server (ModelArgs) and the embedder all
 call `resolve`, so `auto` means the same thing everywhere. Config dataclasses take their fields
