@@ -66,7 +66,7 @@ class Batcher:
         self._task: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
         self._inflight: set[int] = set()  # ids of pulled items not settled yet
-        self._items: dict[int, _Item] = {}
+        self._batches: set[asyncio.Task] = set()
 
     async def submit(
         self,
@@ -114,6 +114,8 @@ class Batcher:
 
     # -- the event loop's side ------------------------------------------------------------------
     async def _drain(self) -> None:
+        """Start batches while requests wait: each takes a gate slot, so with
+        `--max-concurrency N` up to N batches run at once (each in its worker thread)."""
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         sem = self.gate._semaphore()
@@ -122,26 +124,37 @@ class Batcher:
                 with self._lock:
                     if not self._inbox:
                         return
-                    first = self._inbox[0].arrived
                 await sem.acquire()
-                try:
-                    deadline = first + self.wait_s  # the first request waits at most wait_s
-                    while len(self._inbox) < self.max_batch and loop.time() < deadline:
-                        self._wake.clear()
-                        try:
-                            await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
-                        except TimeoutError:
-                            break
-                    try:
-                        await loop.run_in_executor(self.gate._pool, self._run, loop)
-                    except Exception as e:  # a bug, not a request's fault: never leave one hanging
-                        log.error("batch failed: %s", type(e).__name__, exc_info=e)
-                    for key in list(self._inflight):  # settled by the calls queued before this
-                        self._settle(self._items[key], RuntimeError("the batch ended early"))
-                finally:
+                with self._lock:  # a running batch may have taken them in the meantime
+                    first = self._inbox[0].arrived if self._inbox else None
+                if first is None:
                     sem.release()
+                    continue
+                deadline = first + self.wait_s  # the first request waits at most wait_s
+                while len(self._inbox) < self.max_batch and loop.time() < deadline:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
+                    except TimeoutError:
+                        break
+                items = self._pull(self.max_batch)
+                task = loop.create_task(self._batch(loop, items, sem))
+                self._batches.add(task)  # held, so the task is not garbage-collected
+                task.add_done_callback(self._batches.discard)
         finally:
             self._task = None
+
+    async def _batch(self, loop: asyncio.AbstractEventLoop, items: list[_Item], sem) -> None:
+        """One batch in a worker thread; its slot is given back when it ends."""
+        taken = list(items)  # and whatever joins it
+        try:
+            await loop.run_in_executor(self.gate._pool, self._run, loop, items, taken)
+        except Exception as e:  # a bug, not a request's fault: never leave one hanging
+            log.error("batch failed: %s", type(e).__name__, exc_info=e)
+        finally:
+            sem.release()
+            for it in taken:  # settled by the calls queued before this one, unless it failed
+                self._settle(it, RuntimeError("the batch ended early"))
 
     def _settle(self, item: _Item, result: Any) -> None:
         """On the loop: the item's outcome, and the gate's counters."""
@@ -149,7 +162,6 @@ class Batcher:
         if id(item) not in self._inflight:
             return  # settled already
         self._inflight.discard(id(item))
-        self._items.pop(id(item), None)
         if item.admitted is not None:
             gate.running -= 1
             gate._seconds.append(time.perf_counter() - item.admitted)
@@ -168,17 +180,19 @@ class Batcher:
         self.gate.running += 1
 
     # -- the worker thread's side ---------------------------------------------------------------
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        rows = self._rows(self._pull(self.max_batch), loop)
-        more = lambda n: self._rows(self._pull(n), loop)  # noqa: E731
-        self.rag.lm.run_rows(rows, more=more, max_batch=self.max_batch)
+    def _run(self, loop: asyncio.AbstractEventLoop, items: list[_Item], taken: list) -> None:
+        def more(n: int) -> list[Row]:
+            joined = self._pull(n)
+            taken.extend(joined)
+            return self._rows(joined, loop)
+
+        self.rag.lm.run_rows(self._rows(items, loop), more=more, max_batch=self.max_batch)
 
     def _pull(self, n: int) -> list[_Item]:
         with self._lock:
             items = [self._inbox.popleft() for _ in range(min(n, len(self._inbox)))]
             for it in items:
                 self._inflight.add(id(it))
-                self._items[id(it)] = it
         return items
 
     def _rows(self, items: list[_Item], loop: asyncio.AbstractEventLoop) -> list[Row]:
