@@ -12,6 +12,7 @@ fit beside the overlap.
 
 from __future__ import annotations
 
+import itertools
 import re
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
@@ -50,19 +51,34 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _count(tok: Tokenizer, texts: list[str]) -> list[int]:
-    # Fast tokenizers batch-encode in Rust; fall back to one-by-one for anything else.
+    # A transformers fast tokenizer: its Rust backend counts directly (transformers' wrapping
+    # of each encoding costs twice the tokenizing on short texts); the same call it makes,
+    # so the same counts, when no truncation or padding is set on the backend.
+    bt = getattr(tok, "backend_tokenizer", None)
+    if bt is not None and bt.truncation is None and bt.padding is None:
+        fast = getattr(bt, "encode_batch_fast", None) or bt.encode_batch  # tokenizers < 0.21
+        return [len(e.ids) for e in fast(texts, add_special_tokens=False)]
+    # Other fast tokenizers batch-encode in Rust; fall back to one-by-one for anything else.
     if callable(tok) and hasattr(tok, "batch_decode"):
         enc = tok(texts, add_special_tokens=False)["input_ids"]
         return [len(x) for x in enc]
     return [len(tok.encode(t, add_special_tokens=False)) for t in texts]
 
 
-def chunk_text(text: str, tok: Tokenizer, size: int, overlap: int) -> list[tuple[int, int, int]]:
-    """Chunk spans (start, end, n_tokens) of `text`."""
-    spans = sentence_spans(text)
+def chunk_text(
+    text: str,
+    tok: Tokenizer,
+    size: int,
+    overlap: int,
+    counted: tuple[list[tuple[int, int]], list[int]] | None = None,
+) -> list[tuple[int, int, int]]:
+    """Chunk spans (start, end, n_tokens) of `text`. `counted`: its sentence spans and their
+    token counts, when the caller tokenized them already (with other documents' at once)."""
+    spans, counts = counted if counted is not None else (sentence_spans(text), None)
     if not spans:
         return []
-    counts = _count(tok, [text[s:e] for s, e in spans])
+    if counts is None:
+        counts = _count(tok, [text[s:e] for s, e in spans])
     # Units are placed whole: sentences, and over-long sentences cut into pieces that fit.
     units: list[tuple[int, int, int]] = []
     for (s, e), n in zip(spans, counts, strict=True):
@@ -213,12 +229,27 @@ def iter_chunks(
     return _chunks(docs, tokenizer, size, overlap, mode)
 
 
+# Documents whose sentences are tokenized in one call: a call costs far more than its tokens
+# for short texts, and a corpus of short passages is mostly call overhead otherwise.
+WINDOW = 256
+
+
 def _chunks(docs, tokenizer, size, overlap, mode) -> Iterator[Chunk]:
-    for doc in docs:
+    it = iter(docs)
+    while window := list(itertools.islice(it, WINDOW)):
         if mode == "record":
-            spans = [(0, len(doc.text), _count(tokenizer, [doc.text])[0] if tokenizer else -1)]
+            texts = [d.text for d in window]
+            ns = _count(tokenizer, texts) if tokenizer and texts else [-1] * len(window)
+            per_doc = [[(0, len(d.text), n)] for d, n in zip(window, ns, strict=True)]
         else:
-            spans = chunk_text(doc.text, tokenizer, size, overlap)
-        for i, (s, e, n) in enumerate(spans):
-            meta = dict(doc.metadata, chunk=i, start=s, end=e, tokens=n)
-            yield Chunk(stable_id(doc.id, str(i)), doc.id, doc.text[s:e], meta)
+            sents = [sentence_spans(d.text) for d in window]
+            flat = [d.text[s:e] for d, sp in zip(window, sents, strict=True) for s, e in sp]
+            counts = iter(_count(tokenizer, flat) if flat else [])
+            per_doc = [
+                chunk_text(d.text, tokenizer, size, overlap, (sp, [next(counts) for _ in sp]))
+                for d, sp in zip(window, sents, strict=True)
+            ]
+        for doc, spans in zip(window, per_doc, strict=True):
+            for i, (s, e, n) in enumerate(spans):
+                meta = dict(doc.metadata, chunk=i, start=s, end=e, tokens=n)
+                yield Chunk(stable_id(doc.id, str(i)), doc.id, doc.text[s:e], meta)

@@ -65,10 +65,12 @@ def test_streamed_build_equals_the_in_memory_build(tmp_path, tiny_tokenizer, mon
 def test_the_corpus_is_read_lazily_and_chunks_flow_through(tmp_path, monkeypatch):
     """Files are read one at a time, and a chunk is written and embedded before the next file is
     read: the build never holds the corpus."""
+    import ragtune.corpus.chunking as chunking
     import ragtune.corpus.loaders as loaders
     import ragtune.retrieval.stream as stream
 
-    monkeypatch.setattr(stream, "WINDOW", 4)
+    monkeypatch.setattr(stream, "WINDOW", 4)  # texts per embedding window
+    monkeypatch.setattr(chunking, "WINDOW", 5)  # documents tokenized together (one file's)
     for i in range(6):
         recs = [{"id": f"{i}-{j}", "text": f"File {i} record {j} says hello."} for j in range(5)]
         (tmp_path / f"part{i}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
