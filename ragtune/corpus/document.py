@@ -34,8 +34,31 @@ class Chunk:
     )  # the document's, plus chunk index/tokens
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # what asdict gives (a deep copy), without its per-field recursion: an index writes
+        # one of these per chunk, millions for a large corpus
+        return {
+            "id": self.id,
+            "doc_id": self.doc_id,
+            "text": self.text,
+            "metadata": _copy(self.metadata),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Chunk:
         return cls(id=d["id"], doc_id=d["doc_id"], text=d["text"], metadata=d.get("metadata", {}))
+
+
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def _copy(v: Any) -> Any:
+    """A deep copy of JSON-like metadata (scalars shared, containers copied)."""
+    if isinstance(v, _ATOMS):
+        return v
+    if type(v) is dict:
+        return {k: _copy(x) for k, x in v.items()}
+    if type(v) is list:
+        return [_copy(x) for x in v]
+    import copy
+
+    return copy.deepcopy(v)
