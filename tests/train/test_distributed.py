@@ -151,3 +151,15 @@ def test_distributed_settings_are_checked(tmp_path, tiny_fresh):
                 data="x", out=str(tmp_path / "o"), accelerate_config=str(tmp_path / "no.yaml")
             )
         )
+
+
+def test_python_m_ragtune_is_the_cli_with_the_launch_options():
+    # what `accelerate launch ... -m ragtune train ...` runs in each process
+    res = subprocess.run(
+        [sys.executable, "-m", "ragtune", "train", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"},
+    )
+    assert res.returncode == 0, res.stderr
+    assert "--processes" in res.stdout and "--accelerate-config" in res.stdout
