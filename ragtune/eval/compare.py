@@ -9,7 +9,9 @@ default, dense or hybrid) from every document in the dataset (oracles and distra
 splits), in the RAFT prompt format (<DOCUMENT> blocks, then the question). The sweep instead
 shows the oracle plus k random distractors, shuffled, for each k. `--rerank dense` orders every
 prompt's documents by the bundled embedder's similarity to the question, best first (a reranking
-step of the RAG system: the documents stay the same, only their order changes).
+step of the RAG system: the documents stay the same, only their order changes); `cross:DIR` and
+`lm` order them by a cross-encoder or the base model (ragtune.retrieval.rerank), and with
+`--rerank-candidates N` the main table's k are the reranker's best of N retrieved.
 
 Each finished cell (a configuration, or a configuration at one k) is appended to
 `out/cells.jsonl`; a rerun with the same settings skips those cells (resume after Ctrl-C or a
@@ -93,8 +95,16 @@ class EvalConfig:
     rerank: str = field(
         default="none",
         metadata={
-            "help": "none, or dense: order each prompt's documents by the bundled MiniLM's "
-            "similarity to the question, best first (main table and sweep)."
+            "help": "Order each prompt's documents best first (main table and sweep): none; "
+            "dense (the bundled MiniLM's similarity); cross:DIR (a cross-encoder, `ragtune "
+            "reranker train`); lm (the base model's p(Yes) that the document answers)."
+        },
+    )
+    rerank_candidates: int | None = field(
+        default=None,
+        metadata={
+            "help": "Main table: retrieve this many, rerank, keep the best k (default: rerank "
+            "only the k retrieved)."
         },
     )
     sweep: list[int] = field(
@@ -187,17 +197,29 @@ class _Models:
 
 def _run(
     lm, prompts: list[str], max_tokens: int, bs: int, tick: Callable[[int], None] | None
-) -> tuple[list[str], int]:
-    """The answers, and how many of them stopped at max_tokens rather than ending."""
-    outs, cut = [], 0
+) -> tuple[list[str], int, int]:
+    """The answers; how many stopped at max_tokens rather than ending; and how many of those
+    were cut before their final answer: the model reasons first (its prompt format's replies end
+    in `<ANSWER>:`, a RAFT adapter) and the cut came before the tag, so the answer is lost
+    whatever it would have been, unless the text was looping (a repeated phrase, which more
+    tokens would not end). An answer-first reply that is cut keeps its answer's start and is
+    scored on it."""
+    from ragtune.raft.prompts import ANSWER_TAG
+    from ragtune.raft.verify import degenerate
+
+    reasons = bool(getattr(getattr(lm, "prompt_format", None), "reasons", False))
+    outs, cut, lost = [], 0, 0
     for i in range(0, len(prompts), bs):
         batch = [[{"role": "user", "content": p}] for p in prompts[i : i + bs]]
         done = lm.generate(batch, max_tokens=max_tokens)
         outs += [c.text for c in done]
-        cut += sum(c.finish_reason == "length" for c in done)
+        for c in done:
+            if c.finish_reason == "length":
+                cut += 1
+                lost += reasons and ANSWER_TAG not in c.text and not degenerate(c.text)
         if tick:
             tick(len(batch))
-    return outs, cut
+    return outs, cut, lost
 
 
 def oracle_free_documents(
@@ -220,21 +242,32 @@ def sweep_documents(
 
 
 def _reranker(
-    how: str, device: str = "auto"
+    how: str, device: str = "auto", lm_of: Callable[[], Any] | None = None
 ) -> Callable[[list[list[str]], list[str]], list[list[str]]] | None:
-    """None, or a function that orders each list of documents by similarity to its question."""
-    if how == "none":
-        return None
-    if how != "dense":
-        raise ConfigError(f"--rerank {how!r}: use none or dense")
-    from ragtune.retrieval.dense import Embedder, similarity_order
+    """None, or a function that orders each list of documents best first for its question
+    (ragtune.retrieval.rerank; `lm_of()` gives the model the lm reranker scores with)."""
+    from ragtune.retrieval.rerank import CrossReranker, DenseReranker, LMReranker, parse_spec
 
-    emb = Embedder(device=device)
+    kind, arg = parse_spec(how)
+    if kind == "none":
+        return None
+    if kind == "dense":
+        from ragtune.retrieval.dense import Embedder
+
+        rr: Any = DenseReranker(Embedder(device=device))
+    elif kind == "cross":
+        from ragtune.llm.device import resolve_device
+
+        rr = CrossReranker(arg, device=str(resolve_device(device)))
+    else:
+        rr = None  # the model loads when the first prompts are reranked
 
     def order(docs: list[list[str]], questions: list[str]) -> list[list[str]]:
+        nonlocal rr
+        if rr is None:
+            rr = LMReranker(lm_of())
         return [
-            [ds[i] for i in o]
-            for ds, o in zip(docs, similarity_order(emb, docs, questions), strict=True)
+            [ds[i] for i in o] for ds, o in zip(docs, rr.order_batch(questions, docs), strict=True)
         ]
 
     return order
@@ -278,8 +311,11 @@ def evaluate(
     if cfg.test_data:  # the test build's documents are distractors too (a pool of both)
         seen = set(pool)
         pool += [d for d in _pool(qdata) if not (d in seen or seen.add(d))]
-    rerank = _reranker(cfg.rerank, cfg.device)
     models = _Models(cfg)
+    rerank = _reranker(cfg.rerank, cfg.device, lambda: models.get("base"))
+    if cfg.rerank_candidates is not None and cfg.rerank_candidates < cfg.k:
+        raise ConfigError(f"--rerank-candidates {cfg.rerank_candidates} must be >= -k {cfg.k}")
+    depth = cfg.rerank_candidates if rerank and cfg.rerank_candidates else cfg.k
     t0 = time.time()
     results: dict[str, Any] = {
         "settings": asdict(cfg),
@@ -288,6 +324,8 @@ def evaluate(
         "sweep": {},
         # per cell: answers that hit --max-tokens (a cut-off answer scores as wrong)
         "cut_at_max_tokens": {},
+        # per cell: of those, reasoning replies cut before their <ANSWER>: (surely wrong)
+        "lost_at_max_tokens": {},
         # per cell, over the questions whose prompt lacks the oracle (no documents; retrieval
         # missed it; oracle-free prompts): how often the model refuses, and how precise the
         # answers it does give are
@@ -306,17 +344,17 @@ def evaluate(
                 f"--retriever {cfg.retriever!r} is not in {cfg.index} (it has "
                 f"{', '.join(index.methods)}); pick one of those or rebuild the index"
             )
-        hits = index.search(questions, cfg.k, cfg.retriever)
+        hits = index.search(questions, depth, cfg.retriever)
         contexts = [[index.chunks[i].text for i in ids if i >= 0] for ids in hits.ids]
     else:
         with tempfile.TemporaryDirectory() as d:
             methods = ("bm25", "dense") if cfg.retriever == "hybrid" else (cfg.retriever,)
             chunks = [Chunk(id=str(i), doc_id=str(i), text=t) for i, t in enumerate(pool)]
             index = Index.build(chunks, Path(d) / "index", methods=methods)
-            hits = index.search(questions, cfg.k, cfg.retriever)
+            hits = index.search(questions, depth, cfg.retriever)
         contexts = [[pool[i] for i in ids if i >= 0] for ids in hits.ids]
     if rerank:
-        contexts = rerank(contexts, questions)
+        contexts = [c[: cfg.k] for c in rerank(contexts, questions)]
     rag_prompts = [instruction(c, r["question"]) for r, c in zip(rows, contexts, strict=True)]
     # the oracle was retrieved when a retrieved text holds it (or, for a user's index whose
     # chunks cut documents differently, when an oracle holds a retrieved chunk)
@@ -348,17 +386,21 @@ def evaluate(
             step(label)(len(prompts))
             if "cut" in logged[name]:  # logs written before the count was kept have none
                 results["cut_at_max_tokens"][name] = logged[name]["cut"]
+                results["lost_at_max_tokens"][name] = logged[name].get("lost", 0)
             return logged[name]["preds"]
-        preds, cut = _run(models.get(lm_of), prompts, cfg.max_tokens, cfg.batch_size, step(label))
+        preds, cut, lost = _run(
+            models.get(lm_of), prompts, cfg.max_tokens, cfg.batch_size, step(label)
+        )
         with open(log_path, "a", encoding="utf-8") as log:
-            line = {"cell": name, "preds": preds, "cut": cut}
+            line = {"cell": name, "preds": preds, "cut": cut, "lost": lost}
             log.write(json.dumps(line, ensure_ascii=False) + "\n")
         results["cut_at_max_tokens"][name] = cut
-        if cut:
+        results["lost_at_max_tokens"][name] = lost
+        if lost:  # every cut is counted in results.md; these surely scored wrong because of it
             warnings.warn(
-                f"{name}: {cut} of {len(preds)} answers stopped at --max-tokens "
-                f"{cfg.max_tokens} before they ended, and a cut-off answer scores as wrong; "
-                "raise --max-tokens (a RAFT chain of thought quotes a document first)",
+                f"{name}: {lost} of {len(preds)} answers stopped at --max-tokens "
+                f"{cfg.max_tokens} before the model reached its <ANSWER>:, so they score as "
+                "wrong; raise --max-tokens (a RAFT chain of thought quotes a document first)",
                 stacklevel=2,
             )
         return preds
@@ -484,12 +526,17 @@ def markdown_table(results: dict[str, Any]) -> str:
             results["oracle_free"],
             lambda s: f"{_pct(s['refusal_rate'])} / {_pct(s['answered_precision'])}",
         )
+    lost = results.get("lost_at_max_tokens", {})
     cut = {c: n for c, n in results.get("cut_at_max_tokens", {}).items() if n}
     if cut:
         lines += [
             "",
-            "Answers that stopped at --max-tokens (scored as wrong; raise it): "
-            + ", ".join(f"{c} {n}" for c, n in cut.items()),
+            "Answers that stopped at --max-tokens (scored on what was written; those cut before "
+            "a chain of thought's <ANSWER>: are lost: raise --max-tokens): "
+            + ", ".join(
+                f"{c} {n}" + (f" ({lost[c]} before <ANSWER>:)" if lost.get(c) else "")
+                for c, n in cut.items()
+            ),
         ]
     return "\n".join(lines) + "\n"
 
@@ -577,6 +624,6 @@ def write_report(results: dict[str, Any], out: Path, cfg: EvalConfig) -> None:
 table{{border-collapse:collapse;font-size:12px}}td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}</style>
 </head><body><h1>ragtune evaluation</h1>
 <p>{results["n"]} questions from {html.escape(cfg.data)} ({html.escape(cfg.split)} split); model {html.escape(cfg.model)};
-{cfg.retriever} retrieval put the oracle in the top {cfg.k} for {results["retrieval_oracle_recall"]}% of questions;{" documents ordered by the bundled embedder's similarity to the question;" if cfg.rerank == "dense" else ""} {results["seconds"]} s.</p>
+{cfg.retriever} retrieval put the oracle in the top {cfg.k} for {results["retrieval_oracle_recall"]}% of questions;{" documents ordered by the bundled embedder's similarity to the question;" if cfg.rerank == "dense" else f" documents reranked by {cfg.rerank};" if cfg.rerank != "none" else ""} {results["seconds"]} s.</p>
 <pre>{html.escape(table)}</pre>{imgs}<h2>Examples</h2><table><tr>{head}</tr>{ex_rows}</table></body></html>"""
     (out / "report.html").write_text(page, encoding="utf-8")

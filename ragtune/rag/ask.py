@@ -20,12 +20,25 @@ class RAGArgs(ModelArgs):
     method: str | None = field(default=None, metadata={"help": "bm25 | dense | hybrid."})
     max_tokens: int = field(default=128, metadata={"help": "Longest answer in tokens."})
     max_context_tokens: int = field(default=2048, metadata={"help": "Token budget for documents."})
+    rerank: str = field(
+        default="none",
+        metadata={
+            "help": "Rerank the top --rerank-candidates hits down to k: none, dense (the index's "
+            "embedder), cross:DIR (`ragtune reranker train`) or lm (the model itself: p(Yes) to "
+            "'does this document answer the question?')."
+        },
+    )
+    rerank_candidates: int = field(
+        default=20, metadata={"help": "Hits retrieved for the reranker to choose k from."}
+    )
 
     def load_rag(self, lm=None):
         """The RAG pipeline these arguments describe (`lm`: an already loaded backend)."""
         from ragtune.rag import RAG
         from ragtune.retrieval.index import Index
+        from ragtune.retrieval.rerank import parse_spec
 
+        parse_spec(self.rerank)  # a typo fails before the model loads
         return RAG(
             # the query embedder (dense, hybrid) runs on the model's --device too
             Index.load(self.index, device=self.device),
@@ -34,6 +47,8 @@ class RAGArgs(ModelArgs):
             method=self.method,
             max_tokens=self.max_tokens,
             max_context_tokens=self.max_context_tokens,
+            rerank=self.rerank,
+            rerank_candidates=self.rerank_candidates,
         )
 
 

@@ -90,7 +90,9 @@ class Prepared:
 class RAG:
     """Retrieval-augmented answers. `rewrite`: how a follow-up in a conversation becomes a
     search query ("rules", "model", "off"; ragtune.rag.conversation); `max_history_tokens`: the
-    most tokens of earlier turns a prompt carries (oldest dropped first)."""
+    most tokens of earlier turns a prompt carries (oldest dropped first). `rerank`: none, dense,
+    cross:DIR or lm (ragtune.retrieval.rerank; lm is this RAG's own model), applied to the top
+    `rerank_candidates` hits, of which the best k are kept."""
 
     def __init__(
         self,
@@ -106,6 +108,8 @@ class RAG:
         prompt_format: PromptFormat | str | None = None,
         rewrite: str = "rules",
         max_history_tokens: int = 512,
+        rerank: Any = None,
+        rerank_candidates: int = 20,
     ) -> None:
         from ragtune.llm.spec import load_lm
 
@@ -126,8 +130,20 @@ class RAG:
                 f"rewrite must be one of {', '.join(REWRITE_MODES)} (got {rewrite!r})"
             )
         self.rewrite, self.max_history_tokens = rewrite, max_history_tokens
+        from ragtune.retrieval.rerank import load_reranker, parse_spec
+
+        if rerank_candidates < 1:
+            raise ConfigError(f"rerank_candidates must be >= 1 (got {rerank_candidates})")
+        self.rerank_candidates = rerank_candidates
+        # dense reranks with the index's own embedder (a tuned one when the index has it)
+        dense = isinstance(rerank, str) and parse_spec(rerank)[0] == "dense"
+        self.reranker = load_reranker(
+            rerank, lm=self.lm, embedder=self.index.embedder() if dense else None
+        )
 
     def retrieve(self, question: str, k: int | None = None) -> list[tuple[Any, float]]:
+        if self.reranker is not None:
+            return self.retrieve_many([question], k)[0]
         return self.index.hits(question, k or self.k, self.method)
 
     def retrieve_many(
@@ -141,13 +157,23 @@ class RAG:
             by_k[kk or self.k].append(i)
         out: list[list[tuple[Any, float]]] = [[] for _ in queries]
         for kk, rows in by_k.items():
-            res = self.index.search([queries[i] for i in rows], kk, self.method)
+            # with a reranker: the top `rerank_candidates` first, reranked down to kk below
+            depth = max(kk, self.rerank_candidates) if self.reranker is not None else kk
+            res = self.index.search([queries[i] for i in rows], depth, self.method)
             for r, i in enumerate(rows):
                 out[i] = [
                     (self.index.chunks[c], float(s))
                     for c, s in zip(res.ids[r], res.scores[r], strict=True)
                     if c >= 0
                 ]
+            if self.reranker is not None:
+                from ragtune.retrieval.rerank import rerank_hits_batch
+
+                ranked = rerank_hits_batch(
+                    self.reranker, [queries[i] for i in rows], [out[i] for i in rows], kk
+                )
+                for i, hs in zip(rows, ranked, strict=True):
+                    out[i] = hs
         return out
 
     def ask(

@@ -13,6 +13,9 @@ index (and an existing index is only replaced once the new one is complete).
     res = idx.search(["what is X?"], k=5, method="hybrid")   # SearchResults(ids, scores)
     idx.chunks[res.ids[0, 0]]
     copy = Index.build(idx.chunks, "out/idx", methods=("bm25", "dense"))  # from Chunk objects
+
+`ragtune.retrieval.reembed` (`ragtune retriever reembed`) writes dense/ anew from chunks.jsonl
+with another embedder, e.g. one `ragtune retriever train` tuned.
 """
 
 from __future__ import annotations
@@ -116,11 +119,7 @@ class Index:
             if "bm25" in methods:
                 params["bm25"] = {"engine": "tantivy", "tokenizer": bm25_tokenizer}
             if "dense" in methods:
-                params["dense"] = {
-                    "embedder": embedder or "bundled:all-MiniLM-L6-v2",
-                    "dim": dim,
-                    "hnsw": hnsw,
-                }
+                params["dense"] = {"embedder": embedder_ref(embedder), "dim": dim, "hnsw": hnsw}
             params.update((extra_params() if callable(extra_params) else extra_params) or {})
             (tmp / "params.json").write_text(json.dumps(params, indent=2), encoding="utf-8")
         return cls.load(out)
@@ -160,13 +159,20 @@ class Index:
                 if self._dense is None:
                     from ragtune.retrieval.dense import DenseIndex, Embedder
 
-                    emb = self.params["dense"]["embedder"]
                     # the embedder first: `_dense` set means both are ready
                     self._embedder = Embedder(
-                        None if emb.startswith("bundled:") else emb, device=self.device
+                        embedder_path(self.path, self.params), device=self.device
                     )
                     self._dense = DenseIndex.load(self.path / "dense")
         return self._dense
+
+    def embedder(self):
+        """The embedder of the index's dense vectors (what queries are embedded with), loaded on
+        first use; None for an index without dense vectors."""
+        if "dense" not in self.params["methods"]:
+            return None
+        self._dense_index()
+        return self._embedder
 
     # -- searching ----------------------------------------------------------------------
     def search(
@@ -205,3 +211,28 @@ class Index:
 
 def _trim(r: SearchResults, k: int) -> SearchResults:
     return SearchResults(np.ascontiguousarray(r.ids[:, :k]), np.ascontiguousarray(r.scores[:, :k]))
+
+
+BUNDLED_EMBEDDER = "bundled:all-MiniLM-L6-v2"
+
+
+def embedder_ref(embedder: str | Path | None) -> str:
+    """What params.json records for an embedder: the bundled model's name, or a directory as an
+    absolute path, so the index loads it again from any working directory."""
+    if not embedder:
+        return BUNDLED_EMBEDDER
+    p = Path(embedder)
+    return str(p.resolve()) if p.exists() else str(embedder)
+
+
+def embedder_path(index_dir: Path, params: dict[str, Any]) -> str | None:
+    """The embedder directory an index's params name (None: the bundled one), checked to exist."""
+    emb = params["dense"]["embedder"]
+    if emb.startswith("bundled:"):
+        return None
+    if not Path(emb).exists():
+        raise ConfigError(
+            f"{index_dir} was embedded with {emb}, which no longer exists; put it back, or "
+            f"re-embed the index: ragtune retriever reembed {index_dir} --embedder DIR"
+        )
+    return emb
