@@ -68,6 +68,15 @@ _LAZY = {
     "ServeConfig": "ragtune.server.serve",
     "serve": "ragtune.server.serve",
     "ModelArgs": "ragtune.llm.args",
+    # retrieval that learns the domain: a tuned embedder, a cross-encoder, a re-embedded index
+    "RetrieverTrainConfig": "ragtune.retrieval.train",
+    "train_retriever": "ragtune.retrieval.train",
+    "RerankerTrainConfig": "ragtune.retrieval.train",
+    "train_reranker": "ragtune.retrieval.train",
+    "ReembedConfig": "ragtune.retrieval.reembed",
+    "reembed_index": "ragtune.retrieval.reembed",
+    "RetrieverEvalConfig": "ragtune.eval.retrieval",
+    "evaluate_retrieval": "ragtune.eval.retrieval",
 }
 # public name -> (module, attribute) where they differ (`ragtune.train` is the package)
 _ALIASES = {

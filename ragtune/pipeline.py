@@ -1,6 +1,6 @@
-"""The whole flow as one job: documents (or QA data) → index → RAFT data → DSF and RAFT adapters
-→ evaluation → report.html; and for a knowledge graph: kg load → RoG data → RoG adapter → scored
-predictions.
+"""The whole flow as one job: documents (or QA data) → index → RAFT data → (a tuned embedder and
+reranker, the index re-embedded with it) → DSF and RAFT adapters → evaluation → report.html; and
+for a knowledge graph: kg load → RoG data → RoG adapter → scored predictions.
 
     ragtune pipeline configs/demo-raft.yaml            # every stage the file names
     ragtune pipeline configs/demo-raft.yaml --from eval --until eval
@@ -33,6 +33,9 @@ from ragtune.errors import ConfigError
 STAGES = (
     "index",
     "raft",
+    "retriever",
+    "reranker",
+    "reindex",
     "dsf",
     "raft_train",
     "eval",
@@ -56,6 +59,27 @@ class PipelineConfig:
         metadata={
             "help": "RaftBuildConfig fields (paths default to the index's), or with `reader` "
             "and `path` RaftFromQAConfig fields (out is OUT/raft)."
+        },
+    )
+    retriever: dict | None = field(
+        default=None,
+        metadata={
+            "help": "RetrieverTrainConfig fields: the embedder tuned on the RAFT data's "
+            "questions (data is OUT/raft, out OUT/retriever)."
+        },
+    )
+    reranker: dict | None = field(
+        default=None,
+        metadata={
+            "help": "RerankerTrainConfig fields: a cross-encoder (out OUT/reranker; negatives "
+            "mined with the tuned embedder when `retriever` runs)."
+        },
+    )
+    reindex: dict | None = field(
+        default=None,
+        metadata={
+            "help": "ReembedConfig fields: OUT/index re-embedded with OUT/retriever into "
+            "OUT/reindex, the index eval then uses."
         },
     )
     dsf: dict | None = field(
@@ -149,6 +173,7 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
                 values["paths"] = list(cfg.index["paths"])
             c = _load(RaftBuildConfig, values, "raft", out=str(out / "raft"))
             stages.append(Stage("raft", build_raft, c, list(c.paths), [], "manifest.json"))
+    stages += _retrieval_stages(cfg, out, given, need)
     for name, view in (("dsf", "dsf"), ("raft_train", "chat")):
         values = getattr(cfg, name)
         if values is None:
@@ -166,11 +191,75 @@ def plan(cfg: PipelineConfig) -> list[Stage]:
                 fixed[key] = str(out / stage / "adapter")
                 needs.append(stage)
         if "index" in given and "index" in {f.name for f in dataclasses.fields(EvalConfig)}:
-            fixed["index"] = str(out / "index")  # evaluate the RAG system the user runs
-            needs.append("index")
-        c = _load(EvalConfig, cfg.eval, "eval", **fixed)
+            # evaluate the RAG system the user runs: the re-embedded index when there is one
+            which = "reindex" if "reindex" in given else "index"
+            fixed["index"] = str(out / which)
+            needs.append(which)
+        values = dict(cfg.eval)
+        if str(values.get("rerank", "")).strip() == "cross":
+            need("eval", "reranker")  # `rerank: cross` names the pipeline's own reranker
+            values["rerank"] = f"cross:{out / 'reranker'}"
+        if str(values.get("rerank", "")).startswith(f"cross:{out / 'reranker'}"):
+            needs.append("reranker")
+        c = _load(EvalConfig, values, "eval", **fixed)
         stages.append(Stage("eval", evaluate, c, [], needs, "results.json"))
     stages += _rog_stages(cfg, out, given, need)
+    return stages
+
+
+def _retrieval_stages(cfg: PipelineConfig, out: Path, given: set[str], need) -> list[Stage]:
+    """retriever (tuned embedder), reranker (cross-encoder), reindex (OUT/index re-embedded).
+
+    Their pairs are the RAFT data's train split: a QA dataset's real questions (`raft from-qa`)
+    or, for a plain corpus, the teacher's generated ones (`raft build`), with no second
+    generation pass. The index stage stays first and untouched; reindex writes the tuned copy.
+    """
+    from ragtune.retrieval.reembed import ReembedConfig, reembed_index
+    from ragtune.retrieval.train import (
+        RerankerTrainConfig,
+        RetrieverTrainConfig,
+        train_reranker,
+        train_retriever,
+    )
+
+    stages: list[Stage] = []
+    if cfg.retriever is not None:
+        need("retriever", "raft")
+        c = _load(
+            RetrieverTrainConfig,
+            cfg.retriever,
+            "retriever",
+            data=str(out / "raft"),
+            out=str(out / "retriever"),
+        )
+        stages.append(Stage("retriever", train_retriever, c, [], ["raft"], "modules.json"))
+    if cfg.reranker is not None:
+        need("reranker", "raft")
+        values = dict(cfg.reranker)
+        needs = ["raft"]
+        if "retriever" in given and "miner" not in values:
+            values["miner"] = str(out / "retriever")  # negatives from the first stage it reranks
+            needs.append("retriever")
+        c = _load(
+            RerankerTrainConfig,
+            values,
+            "reranker",
+            data=str(out / "raft"),
+            out=str(out / "reranker"),
+        )
+        stages.append(Stage("reranker", train_reranker, c, [], needs, "config.json"))
+    if cfg.reindex is not None:
+        need("reindex", "index")
+        need("reindex", "retriever")
+        c = _load(
+            ReembedConfig,
+            cfg.reindex,
+            "reindex",
+            index=str(out / "index"),
+            embedder=str(out / "retriever"),
+            out=str(out / "reindex"),
+        )
+        stages.append(Stage("reindex", reembed_index, c, [], ["index", "retriever"], "params.json"))
     return stages
 
 

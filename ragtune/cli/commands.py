@@ -146,3 +146,7 @@ _register_serve(app)
 from ragtune.cli.pipeline import register as _register_pipeline  # noqa: E402
 
 _register_pipeline(app)
+
+from ragtune.cli.retrieval import register as _register_retrieval  # noqa: E402
+
+_register_retrieval(app)

@@ -17,6 +17,7 @@ def run_pipeline_file(cfg: PipelineRun) -> dict[str, str]:
     from ragtune.cli.evaluate import run_eval
     from ragtune.cli.kg import run_load
     from ragtune.cli.raft import run_build, run_from_qa
+    from ragtune.cli.retrieval import run_reembed, run_reranker_train, run_retriever_train
     from ragtune.cli.rog import run_build_data, run_predict, run_rog_train
     from ragtune.cli.train import run_train
     from ragtune.config import load_config
@@ -26,6 +27,9 @@ def run_pipeline_file(cfg: PipelineRun) -> dict[str, str]:
     commands = {
         "index": run_index,
         "raft": lambda c: (run_from_qa if hasattr(c, "reader") else run_build)(c),
+        "retriever": run_retriever_train,
+        "reranker": run_reranker_train,
+        "reindex": run_reembed,
         "dsf": run_train,
         "raft_train": run_train,
         "eval": run_eval,
