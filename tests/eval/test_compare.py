@@ -145,14 +145,18 @@ def test_rerank_orders_each_prompt_by_similarity(tmp_path, monkeypatch):
 
 
 def test_answers_cut_at_max_tokens_are_counted_and_announced(tmp_path, monkeypatch):
-    """An answer that hits --max-tokens scores as wrong: say how many, per cell, and keep it."""
+    """A chain of thought cut at --max-tokens before its answer scores as wrong: say how many,
+    per cell, and keep it."""
+    from ragtune.rag.formats import get_format
     from ragtune.testing import DummyLM
 
     recs = write_short_api(tmp_path / "api.jsonl")
     rc = RaftConfig(out=str(tmp_path / "raft"), distractors=2, questions=1, test_fraction=0.3)
     Builder(rc, *corpus_units([str(recs)], rc)).run()
-    # DummyLM counts a word as a token: the long reply is cut at 3, the short one ends
+    # DummyLM counts a word as a token: the long reply (a chain of thought, as a RAFT adapter
+    # writes) is cut at 3 before its answer tag, the short one ends
     lm = DummyLM(lambda m: "a b c d e f" if "</DOCUMENT>" in m[-1]["content"] else "yes")
+    lm.prompt_format = get_format("raft")
     monkeypatch.setattr(compare._Models, "get", lambda self, c: lm)
     cfg = EvalConfig(
         data=str(tmp_path / "raft"),
@@ -163,7 +167,9 @@ def test_answers_cut_at_max_tokens_are_counted_and_announced(tmp_path, monkeypat
         limit=3,
         max_tokens=3,
     )
-    with pytest.warns(UserWarning, match=r"main/base\+rag: \d+ of \d+ answers stopped at"):
+    with pytest.warns(
+        UserWarning, match=r"main/base\+rag: \d+ of \d+ answers stopped at .*<ANSWER>:"
+    ):
         res = evaluate(cfg)
     n = res["n"]
     assert res["cut_at_max_tokens"] == {"main/base": 0, "main/base+rag": n}
@@ -171,6 +177,41 @@ def test_answers_cut_at_max_tokens_are_counted_and_announced(tmp_path, monkeypat
     # a resumed run reads the counts back from the log instead of generating again
     monkeypatch.setattr(compare._Models, "get", lambda self, c: pytest.fail("generated again"))
     assert evaluate(cfg)["cut_at_max_tokens"] == res["cut_at_max_tokens"]
+
+
+def test_only_answers_cut_before_their_answer_tag_are_announced(tmp_path, monkeypatch):
+    """An untuned model's cut answer is counted and scored on what it wrote (no warning); a
+    looping chain of thought is counted too; only a reasoning reply cut before <ANSWER>: is
+    announced, since its answer is lost whatever it would have been."""
+    import warnings
+
+    from ragtune.rag.formats import get_format
+    from ragtune.testing import DummyLM
+
+    recs = write_short_api(tmp_path / "api.jsonl")
+    rc = RaftConfig(out=str(tmp_path / "raft"), distractors=2, questions=1, test_fraction=0.3)
+    Builder(rc, *corpus_units([str(recs)], rc)).run()
+    untuned = DummyLM(["zz.op1(a) and here is a long example of how to call it in code"])
+    looping = DummyLM(["the call is the call is the call is the call is the call is"])
+    looping.prompt_format = get_format("raft")
+    lms = {"base": untuned, "raft": looping}
+    monkeypatch.setattr(compare._Models, "get", lambda self, c: lms[c])
+    cfg = EvalConfig(
+        data=str(tmp_path / "raft"),
+        out=str(tmp_path / "eval"),
+        raft_adapter="unused",
+        configs=["base", "raft"],
+        sweep=[],
+        limit=3,
+        max_tokens=12,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        res = evaluate(cfg)
+    n = res["n"]
+    assert res["cut_at_max_tokens"] == {"main/base": n, "main/raft": n}
+    assert res["lost_at_max_tokens"] == {"main/base": 0, "main/raft": 0}
+    assert f"main/base {n}, main/raft {n}" in (tmp_path / "eval" / "results.md").read_text()
 
 
 @pytest.mark.parametrize("output_type", ["jsonl", "parquet"])
