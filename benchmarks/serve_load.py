@@ -4,6 +4,7 @@
     python benchmarks/serve_load.py --skip-model      # only the DummyLM phases (seconds)
     python benchmarks/serve_load.py --model-requests 40 --max-tokens 48
     python benchmarks/serve_load.py --distinct        # no two prompts alike (no shared prefill)
+    python benchmarks/serve_load.py --skip-dummy --max-batch 20   # the model phases only
 
 The bundled GlimmerDB corpus is indexed into a temporary directory. Each phase starts its own
 server (`run_serve` in a subprocess on a free loopback port) and sends every request at once
@@ -193,6 +194,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=32, help="answer length, model phase")
     ap.add_argument("--threads", type=int, default=2, help="torch threads, model phase")
     ap.add_argument("--skip-model", action="store_true")
+    ap.add_argument("--skip-dummy", action="store_true", help="only the model phases")
     ap.add_argument("--max-batch", type=int, default=8, help="the batched phases' --max-batch")
     ap.add_argument("--batch-wait-ms", type=float, default=10.0)
     ap.add_argument("--distinct", action="store_true", help="no two prompts alike")
@@ -227,6 +229,8 @@ def main() -> None:
             False,
         )
     )
+    if args.skip_dummy:
+        phases = []
     if not args.skip_model:
         cfg = dict(model="smollm2-135m", threads=args.threads, max_concurrency=1, max_queue=32)
         phases.append(("smollm2-135m", cfg, args.model_requests, False))

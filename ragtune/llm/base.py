@@ -151,7 +151,8 @@ class LM:
         others run; each row's `done` is called as it ends. This default runs them one at a
         time (streaming rows through `stream`); backends with `can_batch` batch them."""
         queue = list(rows)
-        while queue or (more is not None and (queue := more(1))):
+        # refill a whole batch at a time: the server retrieves for the rows it hands over at once
+        while queue or (more is not None and (queue := more(max_batch))):
             row = queue.pop(0)
             try:
                 row.done(self._run_row(row))
