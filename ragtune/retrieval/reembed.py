@@ -4,8 +4,7 @@ reembed`).
     ragtune retriever reembed out/index --embedder out/retriever            # in place
     ragtune retriever reembed out/index --embedder out/retriever --out out/index-tuned
 
-    import ragtune
-    idx = ragtune.reembed_index(ragtune.ReembedConfig(index="out/index", embedder="out/retriever"))
+(`ragtune.reembed_index(ragtune.ReembedConfig(index=..., embedder=...))` in Python.)
 
 dense/ is written anew from chunks.jsonl; chunks, BM25 and the rest of params.json are kept, and
 `params["dense"]["embedder"]` records the new embedder (an absolute path), which the index's

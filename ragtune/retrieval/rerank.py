@@ -11,8 +11,8 @@ named by one spec string:
                 this document answer the question?" (RankRAG's idea; a local model that scores)
 
     from ragtune.retrieval.rerank import load_reranker
-    rr = load_reranker("cross:out/reranker")
-    rr.order("which call opens a vault?", ["...", "..."])   # indices, best first
+    rr = load_reranker("dense")                  # or "cross:out/reranker", or "lm" with lm=...
+    rr.order("which call opens a vault?", ["Snapshots use zstd.", "open_vault(path) opens it."])
 
 Heavy imports (torch, sentence-transformers) happen when a reranker is built, not on import.
 """

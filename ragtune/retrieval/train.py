@@ -5,9 +5,8 @@
     ragtune reranker train --data out/raft --out out/reranker --miner out/retriever
     ragtune retriever reembed out/index --embedder out/retriever       # the index follows it
 
-    import ragtune
-    s = ragtune.train_retriever(ragtune.RetrieverTrainConfig(data="out/raft", out="out/retriever"))
-    s["valid_before"], s["valid_after"]       # recall@k and MRR on the valid split
+In Python, `ragtune.train_retriever(ragtune.RetrieverTrainConfig(data=..., out=...))` returns
+the summary (`valid_before`, `valid_after`: recall@k and MRR on the valid split; `pairs_per_s`).
 
 Where the pairs come from: the train split of a RAFT build. For QA data (`raft from-qa`:
 HotpotQA, Gorilla, PubMedQA) those are the dataset's real questions; for a plain corpus
