@@ -2,6 +2,7 @@
 # RoG on real KG QA data (not shipped: ../shared/data/kg), the commands behind docs/results.md.
 #   bash runs/rog_real.sh pathquestion     # PathQuestion 2-hop
 #   bash runs/rog_real.sh metaqa           # MetaQA-approx 1-hop + 2-hop (one adapter)
+#   bash runs/rog_real.sh metaqa-rank      # the same, rank-embed planner (issue 21)
 set -euo pipefail
 DATA=${DATA:-../shared/data/kg}
 OUT=${OUT:-runs/out}
@@ -35,6 +36,25 @@ metaqa)
   for h in 1 2; do
     $RT rog predict --kg "$O/kg" --data "$O/data-$h" --adapter "$O/lora/adapter" \
         --out "$O/eval-$h" --limit "$EVAL_Q" --threads 2 $PREDICT_FLAGS
+  done
+  ;;
+metaqa-rank)
+  # issue 21: the rank-embed planner (a bi-encoder over relation paths; no generator training),
+  # the base model as the grounded reasoner, against all paths with the same reasoner
+  O=$OUT/metaqa-rank
+  $RT kg load "$DATA/metaqa_approx/kb.txt" --out "$O/kg"
+  for h in 1 2; do
+    $RT rog build-data "$O/kg" "$DATA/metaqa_approx/$h-hop/dev.txt" --format metaqa \
+        --out "$O/data-$h" --test 0.2 --seed 0 --train-limit "$((TRAIN_Q / 2))"
+  done
+  $RT rog train-planner --kg "$O/kg" --data "$O/data-1" --data "$O/data-2" --out "$O/planner" \
+      --threads 2
+  for h in 1 2; do
+    $RT rog predict --kg "$O/kg" --data "$O/data-$h" --out "$O/eval-paths-$h" \
+        --limit "$EVAL_Q" --threads 2 --modes paths
+    $RT rog predict --kg "$O/kg" --data "$O/data-$h" --out "$O/eval-rank-$h" --limit "$EVAL_Q" \
+        --threads 2 --modes grounded --planner-kind rank-embed --ranker "$O/planner" \
+        --top-plans 1 --exclude-entities $PREDICT_FLAGS   # MetaQA never answers with the topic
   done
   ;;
 esac

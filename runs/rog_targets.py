@@ -68,9 +68,7 @@ def main(kg_dir: str, *data_dirs: str) -> None:
             line = int(q.id.rsplit("-", 1)[1])
             gold = gold_path(types[line - 1])
             gold_rel[" → ".join(gold)] += 1
-            ts = (
-                table.get(q.id, []) if table is not None else training_targets(kg, q, 2, 3, KIND)
-            )
+            ts = table.get(q.id, []) if table is not None else training_targets(kg, q, 2, 3, KIND)
             ts = [tuple(t) for t in ts]
             if not ts:
                 c["no_target"] += 1

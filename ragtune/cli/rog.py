@@ -1,8 +1,9 @@
-"""`ragtune rog build-data | train | ask | predict | eval` — Reasoning on Graphs.
+"""`ragtune rog build-data | train | train-planner | ask | predict | eval` — Reasoning on Graphs.
 
 ragtune kg load kb.txt --out out/kg
 ragtune rog build-data out/kg questions.txt --format pathquestion --out out/rog-data
 ragtune rog train --data out/rog-data --out out/rog
+ragtune rog train-planner --kg out/kg --data out/rog-data --out out/planner   # rank-embed
 ragtune rog ask out/kg "which nationality is frederica_of_mecklenburg-strelitz 's couple" \
     --adapter out/rog/adapter
 ragtune rog predict --kg out/kg --data out/rog-data --adapter out/rog/adapter --out out/rog-eval
@@ -19,6 +20,7 @@ from rich.console import Console
 from ragtune.config import typer_command
 from ragtune.rog.data import BuildDataConfig
 from ragtune.rog.evaluate import RogEvalConfig
+from ragtune.rog.rank import PlannerTrainConfig
 from ragtune.rog.train import RogTrainConfig
 
 console = Console()
@@ -82,6 +84,28 @@ class RogAskConfig:
         default=None,
         metadata={"help": "Plans whose paths the reasoner reads (RoG's K; default: all 3)."},
     )
+    planner_kind: str = field(
+        default="lm",
+        metadata={
+            "help": "lm (beam search), rank-lm (the planner LM scores every valid path) or "
+            "rank-embed (a bi-encoder ranks them: --ranker)."
+        },
+    )
+    ranker: str | None = field(
+        default=None,
+        metadata={"help": "rank-embed's bi-encoder (rog train-planner; default: bundled MiniLM)."},
+    )
+    plan_margin: float | None = field(
+        default=None,
+        metadata={
+            "help": "Adaptive K: read every plan scoring within this of the best (at most "
+            "--top-plans); default: fixed K."
+        },
+    )
+    max_relation_paths: int = field(
+        default=2000,
+        metadata={"help": "Cap on the valid relation paths listed per question (3 hops grow)."},
+    )
     exclude_entities: bool | None = field(
         default=None,
         metadata={
@@ -100,10 +124,14 @@ def run_ask(cfg: RogAskConfig):
     from ragtune.kg import KG
     from ragtune.llm.spec import load_lm
     from ragtune.rog.pipeline import RoG, load_planner
+    from ragtune.rog.rank import make_planner
 
     kg = KG.open(cfg.kg)
     lm = load_lm(cfg.model, adapter=cfg.adapter)
-    planner = load_planner(cfg.model, cfg.planner, cfg.planner_adapter)
+    planner = None
+    if cfg.planner_kind != "rank-embed":  # rank-embed needs no LM to plan
+        planner = load_planner(cfg.model, cfg.planner, cfg.planner_adapter)
+    ranked = make_planner(cfg.planner_kind, planner or lm, cfg.ranker)
     rog = RoG(
         kg,
         lm,
@@ -113,6 +141,9 @@ def run_ask(cfg: RogAskConfig):
         max_paths=cfg.max_paths,
         top_plans=cfg.top_plans,
         exclude_entities=cfg.exclude_entities,
+        planner=ranked,
+        plan_margin=cfg.plan_margin,
+        max_relation_paths=cfg.max_relation_paths,
     )
     ans = rog.ask(cfg.question, cfg.entities or None)
     if cfg.json:
@@ -156,6 +187,28 @@ def run_predict(cfg: RogEvalConfig) -> dict:
     return res
 
 
+def run_train_planner(cfg: PlannerTrainConfig) -> dict:
+    """Train the rank-embed planner (a bi-encoder over relation-path texts)."""
+    from ragtune.cli.ui import job_progress
+    from ragtune.rog.rank import train_planner
+
+    with job_progress() as prog:
+        task = prog.add_task("train-planner", total=None, info="")
+
+        def progress(step: int, total: int, _logs: dict) -> None:
+            prog.update(task, completed=step, total=total)
+
+        s = train_planner(cfg, progress)
+    console.print(
+        f"{s['pairs']} pairs from {s['questions']} questions, {s['steps']} steps, "
+        f"{s['train_seconds']} s; held-out plan accuracy {s['valid_plan_accuracy_before']} -> "
+        f"{s['valid_plan_accuracy_after']} ({s['valid_questions']} questions)",
+        highlight=False,
+    )
+    console.print(f"[green]wrote[/] {cfg.out}", highlight=False)
+    return s
+
+
 @dataclass
 class RogEvalFileConfig:
     """Score a predictions jsonl (ragtune's or the RoG reference's format)."""
@@ -190,6 +243,7 @@ def run_eval_file(cfg: RogEvalFileConfig) -> dict:
 
 rog_app.command("build-data")(typer_command(BuildDataConfig, run_build_data))
 rog_app.command("train")(typer_command(RogTrainConfig, run_rog_train))
+rog_app.command("train-planner")(typer_command(PlannerTrainConfig, run_train_planner))
 rog_app.command("ask")(typer_command(RogAskConfig, run_ask))
 rog_app.command("predict")(typer_command(RogEvalConfig, run_predict))
 rog_app.command("eval")(typer_command(RogEvalFileConfig, run_eval_file))

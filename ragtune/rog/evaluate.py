@@ -59,6 +59,28 @@ class RogEvalConfig:
         default=None,
         metadata={"help": "Plans whose paths the reasoner reads (RoG's K; default: all beams)."},
     )
+    planner_kind: str = field(
+        default="lm",
+        metadata={
+            "help": "lm (beam search), rank-lm (the planner LM scores every valid path) or "
+            "rank-embed (a bi-encoder ranks them: --ranker)."
+        },
+    )
+    ranker: str | None = field(
+        default=None,
+        metadata={"help": "rank-embed's bi-encoder (rog train-planner; default: bundled MiniLM)."},
+    )
+    plan_margin: float | None = field(
+        default=None,
+        metadata={
+            "help": "Adaptive K: read every plan scoring within this of the best (at most "
+            "--top-plans); default: fixed K."
+        },
+    )
+    max_relation_paths: int = field(
+        default=2000,
+        metadata={"help": "Cap on the valid relation paths listed per question (3 hops grow)."},
+    )
     exclude_entities: bool | None = field(
         default=None,
         metadata={
@@ -78,6 +100,7 @@ def predict(cfg: RogEvalConfig, progress=None) -> dict:
     from ragtune.llm.spec import load_lm
     from ragtune.rog.data import load_split
     from ragtune.rog.pipeline import MODES, RoG, load_planner
+    from ragtune.rog.rank import make_planner
 
     bad = [m for m in cfg.modes if m not in MODES]
     if bad:
@@ -91,15 +114,30 @@ def predict(cfg: RogEvalConfig, progress=None) -> dict:
     # None values keep the backend's default; load_lm drops local-only ones for endpoints
     kw = {"threads": cfg.threads, "device": cfg.device, "dtype": cfg.dtype}
     lm = load_lm(cfg.model, adapter=cfg.adapter, **kw)
-    planner = load_planner(cfg.model, cfg.planner, cfg.planner_adapter, **kw)
+    if cfg.planner_kind != "lm" and "rog" in cfg.modes:
+        from ragtune.errors import ConfigError
+
+        raise ConfigError(
+            f"mode 'rog' is free decoding, which planner_kind {cfg.planner_kind!r} does not do "
+            "(it ranks the paths that exist): drop rog from --modes or use --planner-kind lm"
+        )
+    planner_lm = None
+    if cfg.planner_kind != "rank-embed":  # rank-embed needs no LM to plan
+        planner_lm = load_planner(cfg.model, cfg.planner, cfg.planner_adapter, **kw)
+    ranked = make_planner(
+        cfg.planner_kind, planner_lm or lm, cfg.ranker, cfg.beams, cfg.device or "auto"
+    )
     rog = RoG(
         kg,
         lm,
-        planner,
+        planner_lm,
         hops=cfg.hops,
         max_paths=cfg.max_paths,
         num_beams=cfg.beams,
         top_plans=cfg.top_plans,
+        planner=ranked,
+        plan_margin=cfg.plan_margin,
+        max_relation_paths=cfg.max_relation_paths,
     )
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,6 +202,10 @@ _RUN_KEYS = (
     "beams",
     "top_plans",
     "exclude_entities",
+    "planner_kind",
+    "ranker",
+    "plan_margin",
+    "max_relation_paths",
 )
 
 

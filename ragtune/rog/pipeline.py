@@ -78,6 +78,9 @@ class RoG:
         max_answer_tokens: int = 64,
         top_plans: int | None = None,
         exclude_entities: bool | None = None,
+        planner=None,
+        plan_margin: float | None = None,
+        max_relation_paths: int = 2000,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"RoG mode {mode!r}: use one of {', '.join(MODES)}")
@@ -89,8 +92,22 @@ class RoG:
         if top_plans is not None and top_plans < 1:
             raise ConfigError(f"top_plans = {top_plans}: use 1 or more (or leave it unset)")
         self.top_plans = top_plans
+        # Adaptive K: read every plan within `plan_margin` of the best plan's score (in the
+        # planner's own units: per-token log-prob for lm/rank-lm, cosine for rank-embed).
+        if plan_margin is not None and plan_margin < 0:
+            raise ConfigError(f"plan_margin = {plan_margin}: give 0 or more (or leave it unset)")
+        self.plan_margin = plan_margin
+        # The valid relation paths listed per question (the decoder's trie, the rank planners'
+        # candidates): at 3 hops an entity's paths multiply, so they are capped.
+        if max_relation_paths < 1:
+            raise ConfigError(f"max_relation_paths = {max_relation_paths}: give 1 or more")
+        self.max_relation_paths = max_relation_paths
         self.exclude_entities = exclude_entities  # None: per question (asks_for_others)
-        self.planner = Planner(planner_lm or lm, num_beams=num_beams, num_plans=num_beams)
+        # `planner`: a ready planner (ragtune.rog.rank: RankLMPlanner, RankEmbedPlanner);
+        # by default the LM's beam search
+        self.planner = planner or Planner(
+            planner_lm or lm, num_beams=num_beams, num_plans=num_beams
+        )
 
     def entity_ids(self, question: str, entities: list[str] | None) -> tuple[list[int], list[str]]:
         from ragtune.kg import question_entities
@@ -151,15 +168,24 @@ class RoG:
                 for i, (q, (ids, _)) in enumerate(zip(questions, linked, strict=True))
             ]
         elif mode in ("rog", "constrained", "grounded"):
+            from ragtune.rog.rank import plans_to_read
+
             allowed = None
             if mode in ("constrained", "grounded"):
                 allowed = [
-                    [tuple(r) for r in self.kg.relation_paths(ids, hops=self.hops)] if ids else []
+                    [
+                        tuple(r)
+                        for r in self.kg.relation_paths(
+                            ids, hops=self.hops, max_paths=self.max_relation_paths
+                        )
+                    ]
+                    if ids
+                    else []
                     for ids, _ in linked
                 ]
             plans = self.planner.plan(questions, allowed)
             for i, ((ids, _), ps) in enumerate(zip(linked, plans, strict=True)):
-                used = ps[: self.top_plans] if self.top_plans else ps
+                used = plans_to_read(ps, self.top_plans, self.plan_margin)
                 g = retrieve_paths(
                     self.kg,
                     ids,
