@@ -1,4 +1,6 @@
-"""A CPU fast path: onnxruntime-genai running an ONNX export of a model (spec `onnx:...`).
+"""onnxruntime-genai running an ONNX export of a model (spec `onnx:...`): another CPU runtime.
+On the 2-core development machine it is ~4× slower than the transformers backend when the CPU is
+not oversubscribed, faster when it badly is (docs/benchmarks.md): an option, not the default.
 
     lm = load_lm("onnx:smollm2-135m")     # the bundled model, exported to ONNX once (cached)
     lm = load_lm("onnx:out/raft-merged")  # a model directory (e.g. `ragtune merge`'s), exported once
