@@ -235,14 +235,20 @@ def load_cross_encoder(path: str, device: str | None = None, **kw: Any):
             "cross-encoders need sentence-transformers >= 4 (pip install -U "
             "'sentence-transformers>=4')"
         ) from None
+    import logging
+
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    st_log = logging.getLogger("sentence_transformers")  # "Converting SentenceTransformer ..."
+    st_level = st_log.level
+    st_log.setLevel(logging.ERROR)
     try:
         return CrossEncoder(path, local_files_only=True, device=device or "cpu", **kw)
     finally:
         hf_logging.set_verbosity(level)
+        st_log.setLevel(st_level)
 
 
 def load_reranker(
