@@ -60,6 +60,11 @@ _LAZY = {
     "RogTrainConfig": "ragtune.rog.train",
     "train_rog": "ragtune.rog.train",
     "RogEvalConfig": "ragtune.rog.evaluate",
+    "RogAskConfig": "ragtune.rog.ask",
+    "ask_rog": "ragtune.rog.ask",
+    "PlannerTrainConfig": "ragtune.rog.rank",
+    "train_planner": "ragtune.rog.rank",
+    "ExportConfig": "ragtune.train.export",
     "PipelineConfig": "ragtune.pipeline",
     "run_pipeline": "ragtune.pipeline",
     "load_config": "ragtune.config",
@@ -84,6 +89,7 @@ _ALIASES = {
     "merge": ("ragtune.train.merge", "merge_adapter"),
     "evaluate": ("ragtune.eval.compare", "evaluate"),
     "predict_rog": ("ragtune.rog.evaluate", "predict"),
+    "export_model": ("ragtune.train.export", "export"),
 }
 
 

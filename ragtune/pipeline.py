@@ -42,6 +42,7 @@ STAGES = (
     "kg",
     "rog_data",
     "rog_train",
+    "rog_planner",
     "rog_predict",
 )
 
@@ -97,6 +98,13 @@ class PipelineConfig:
         default=None, metadata={"help": "BuildDataConfig fields (kg is OUT/kg)."}
     )
     rog_train: dict | None = field(default=None, metadata={"help": "RogTrainConfig fields."})
+    rog_planner: dict | None = field(
+        default=None,
+        metadata={
+            "help": "PlannerTrainConfig fields: a rank-embed planner trained on OUT/rog_data; "
+            "rog_predict then plans with it (planner_kind rank-embed unless set)."
+        },
+    )
     rog_predict: dict | None = field(default=None, metadata={"help": "RogEvalConfig fields."})
 
 
@@ -292,6 +300,21 @@ def _rog_stages(cfg: PipelineConfig, out: Path, given: set[str], need) -> list[S
         stages.append(
             Stage("rog_train", train_rog, c, [], ["rog_data"], "adapter/adapter_config.json")
         )
+    if cfg.rog_planner is not None:
+        from ragtune.rog.rank import PlannerTrainConfig, train_planner
+
+        need("rog_planner", "rog_data")
+        c = _load(
+            PlannerTrainConfig,
+            cfg.rog_planner,
+            "rog_planner",
+            kg=str(out / "kg"),
+            data=[str(out / "rog_data")],
+            out=str(out / "rog_planner"),
+        )
+        stages.append(
+            Stage("rog_planner", train_planner, c, [], ["kg", "rog_data"], "modules.json")
+        )
     if cfg.rog_predict is not None:
         from ragtune.rog.evaluate import RogEvalConfig, predict
 
@@ -305,6 +328,12 @@ def _rog_stages(cfg: PipelineConfig, out: Path, given: set[str], need) -> list[S
         if "rog_train" in given:
             fixed["adapter"] = str(out / "rog_train" / "adapter")
             needs.append("rog_train")
+        if "rog_planner" in given:
+            # the planner this file trains plans, unless the file asks for another kind
+            fixed["ranker"] = str(out / "rog_planner")
+            needs.append("rog_planner")
+            if "planner_kind" not in cfg.rog_predict:
+                fixed["planner_kind"] = "rank-embed"
         c = _load(RogEvalConfig, cfg.rog_predict, "rog_predict", **fixed)
         stages.append(Stage("rog_predict", predict, c, [], needs, "results.json"))
     return stages

@@ -18,7 +18,7 @@ def run_pipeline_file(cfg: PipelineRun) -> dict[str, str]:
     from ragtune.cli.kg import run_load
     from ragtune.cli.raft import run_build, run_from_qa
     from ragtune.cli.retrieval import run_reembed, run_reranker_train, run_retriever_train
-    from ragtune.cli.rog import run_build_data, run_predict, run_rog_train
+    from ragtune.cli.rog import run_build_data, run_predict, run_rog_train, run_train_planner
     from ragtune.cli.train import run_train
     from ragtune.config import load_config
     from ragtune.pipeline import PipelineConfig, run_pipeline
@@ -36,6 +36,7 @@ def run_pipeline_file(cfg: PipelineRun) -> dict[str, str]:
         "kg": run_load,
         "rog_data": run_build_data,
         "rog_train": run_rog_train,
+        "rog_planner": run_train_planner,
         "rog_predict": run_predict,
     }
 
