@@ -22,11 +22,11 @@ RT := HF_HUB_OFFLINE=1 $(VENV)/bin/ragtune
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) runs/demo.py
 	$(RT) pipeline configs/demo-raft.yaml
-	$(RT) ask runs/out/demo/raft/index "Which API call should I use to make the segment read-only?" \
+	$(RT) ask runs/out/demo/raft/index "Which API call should I use to limit how fast the manifest grows?" \
 	    --adapter runs/out/demo/raft/raft_train/adapter --k 4 --threads 2
 	$(RT) pipeline configs/demo-rog.yaml
 	$(RT) rog ask runs/out/demo/rog/kg "recommend films like [The Amber Garden]" \
-	    --adapter runs/out/demo/rog/rog_train/adapter
+	    --planner-kind rank-embed --ranker runs/out/demo/rog/rog_planner --top-plans 1
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest

@@ -96,3 +96,56 @@ def test_pipeline_errors_name_the_stage_and_the_fix(tmp_path, tiny_model):
     cfg.raft = None
     with pytest.raises(ConfigError, match="stage 'dsf' needs stage 'raft'"):
         plan(cfg)
+
+
+def test_demo_rog_file_plans_with_the_planner_it_trains():
+    """configs/demo-rog.yaml (make demo): rog_predict ranks plans with OUT/rog_planner."""
+    from ragtune.config import load_config
+    from ragtune.pipeline import PipelineConfig, plan
+
+    stages = {s.name: s for s in plan(load_config(PipelineConfig, "configs/demo-rog.yaml"))}
+    assert list(stages) == ["kg", "rog_data", "rog_planner", "rog_predict"]
+    pred = stages["rog_predict"]
+    assert pred.cfg.planner_kind == "rank-embed"
+    assert pred.cfg.ranker.endswith("rog/rog_planner") and "rog_planner" in pred.needs
+    assert stages["rog_planner"].cfg.data == [stages["rog_data"].cfg.out]
+
+
+def test_rog_stages_train_the_planner_and_predict_with_it(tmp_path, tiny_model, capsys):
+    """kg -> rog_data -> rog_planner -> rog_predict from one file; a kind the file names wins."""
+    from ragtune.config import load_config
+    from ragtune.examples.catalog import write_catalog
+    from ragtune.pipeline import PipelineConfig, plan
+
+    kb, qs = write_catalog(tmp_path / "films", n_films=20)
+    cfg = {
+        "out": str(tmp_path / "run"),
+        "kg": {"files": [str(kb)]},
+        "rog_data": {"questions": str(qs), "test": 0.2, "seed": 0},
+        "rog_planner": {"epochs": 1, "limit": 40, "threads": 1},
+        "rog_predict": {
+            "model": str(tiny_model),
+            "limit": 2,
+            "modes": ["grounded"],
+            "top_plans": 1,
+            "threads": 1,
+        },
+    }
+    f = tmp_path / "rog.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    main(["pipeline", str(f)])
+    run = tmp_path / "run"
+    summary = json.loads((run / "rog_planner" / "ragtune_planner.json").read_text())
+    assert summary["kind"] == "rank-embed" and summary["steps"] >= 1
+    assert "grounded" in json.loads((run / "rog_predict" / "results.json").read_text())["modes"]
+    rows = [
+        json.loads(x)
+        for x in (run / "rog_predict" / "predictions-grounded.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 2 and all(len(r["plans"]) >= 1 for r in rows)
+    assert "(skipped)" not in capsys.readouterr().out
+
+    cfg["rog_predict"]["planner_kind"] = "lm"  # the file's own kind is kept
+    f.write_text(yaml.safe_dump(cfg))
+    pred = [s for s in plan(load_config(PipelineConfig, str(f))) if s.name == "rog_predict"][0]
+    assert pred.cfg.planner_kind == "lm"

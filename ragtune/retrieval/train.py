@@ -364,12 +364,21 @@ def _callback(progress: Progress | None, total: int, losses: list[float]):
     return _Report()
 
 
-def _quiet(trainer) -> None:
+def quiet_trainer(trainer) -> None:
     """No log dicts on stdout: `progress` reports, the summary keeps the log."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+
+
+def card_widget(model, text: str) -> None:
+    """Give the model card its widget example before the trainer is built: otherwise
+    sentence-transformers' card callback samples one from the dataset behind a tqdm bar of its
+    own ("Computing widget examples") in the middle of ragtune's progress display."""
+    card = getattr(model, "model_card_data", None)
+    if card is not None and not getattr(card, "widget", None):
+        card.widget = [{"text": text}]
 
 
 def _threads(n: int | None) -> None:
@@ -485,6 +494,7 @@ def train_retriever(cfg: RetrieverTrainConfig, progress: Progress | None = None)
             dataloader_pin_memory=_cuda(),  # pinned memory only helps a copy to a GPU
             seed=cfg.seed,
         )
+        card_widget(model, cols["anchor"][0])
         trainer = SentenceTransformerTrainer(
             model=model,
             args=args,
@@ -493,7 +503,7 @@ def train_retriever(cfg: RetrieverTrainConfig, progress: Progress | None = None)
             evaluator=evaluator,
             callbacks=[_callback(progress, total, logged)],
         )
-        _quiet(trainer)
+        quiet_trainer(trainer)
         t1 = time.time()
         result = trainer.train()
         train_s = time.time() - t1
@@ -638,6 +648,7 @@ def train_reranker(cfg: RerankerTrainConfig, progress: Progress | None = None) -
             dataloader_pin_memory=_cuda(),  # pinned memory only helps a copy to a GPU
             seed=cfg.seed,
         )
+        card_widget(model, cols["query"][0])
         trainer = CrossEncoderTrainer(
             model=model,
             args=args,
@@ -646,7 +657,7 @@ def train_reranker(cfg: RerankerTrainConfig, progress: Progress | None = None) -
             evaluator=evaluator,
             callbacks=[_callback(progress, total, logged)],
         )
-        _quiet(trainer)
+        quiet_trainer(trainer)
         t1 = time.time()
         result = trainer.train()
         train_s = time.time() - t1

@@ -366,6 +366,9 @@ def train_planner(
 
     import tempfile
 
+    import torch
+
+    from ragtune.retrieval.train import card_widget, quiet_trainer
     from ragtune.store import staged_dir
 
     with tempfile.TemporaryDirectory(prefix="ragtune-planner-") as work:
@@ -379,8 +382,10 @@ def train_planner(
             logging_steps=max(1, min(10, total // 10)),
             report_to="none",
             disable_tqdm=True,
+            dataloader_pin_memory=torch.cuda.is_available(),  # only helps a copy to a GPU
             seed=cfg.seed,
         )
+        card_widget(model, cols["anchor"][0])
         trainer = SentenceTransformerTrainer(
             model=model,
             args=args,
@@ -388,10 +393,7 @@ def train_planner(
             loss=loss,
             callbacks=[_Report()],
         )
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-        trainer.remove_callback(PrinterCallback)
-        trainer.remove_callback(ProgressCallback)
+        quiet_trainer(trainer)
         t1 = time.time()
         result = trainer.train()
         train_s = time.time() - t1

@@ -219,8 +219,22 @@ def add_tokens(model, tok, tokens: list[str]) -> list[int]:
         {"additional_special_tokens": list(tokens)}, replace_extra_special_tokens=False
     )
     if model.get_input_embeddings().weight.shape[0] < len(tok):
-        model.resize_token_embeddings(len(tok), mean_resizing=True)
+        _grow(model, len(tok))
     return tok.convert_tokens_to_ids(list(tokens))
+
+
+def _grow(model, n: int) -> None:
+    """Resize the embeddings to `n` rows, the new ones at the mean row. transformers announces
+    that init on every call (a paragraph and a link); it is the behaviour asked for, so the
+    announcement is silenced for the call."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model.resize_token_embeddings(n, mean_resizing=True)
+    finally:
+        hf_logging.set_verbosity(was)
 
 
 def grow_for_adapter(model, tok, adapter: str | Path):
@@ -231,7 +245,7 @@ def grow_for_adapter(model, tok, adapter: str | Path):
         return tok
     atok = AutoTokenizer.from_pretrained(adapter)
     if len(atok) != len(tok):
-        model.resize_token_embeddings(len(atok), mean_resizing=True)
+        _grow(model, len(atok))
         if atok.pad_token is None:
             atok.pad_token = atok.eos_token
         return atok
