@@ -491,7 +491,7 @@ def train_retriever(cfg: RetrieverTrainConfig, progress: Progress | None = None)
             logging_steps=max(1, min(10, total // 10)),
             report_to="none",
             disable_tqdm=True,
-            dataloader_pin_memory=_cuda(),  # pinned memory only helps a copy to a GPU
+            dataloader_pin_memory=pin_memory(),
             seed=cfg.seed,
         )
         card_widget(model, cols["anchor"][0])
@@ -645,7 +645,7 @@ def train_reranker(cfg: RerankerTrainConfig, progress: Progress | None = None) -
             logging_steps=max(1, min(10, total // 10)),
             report_to="none",
             disable_tqdm=True,
-            dataloader_pin_memory=_cuda(),  # pinned memory only helps a copy to a GPU
+            dataloader_pin_memory=pin_memory(),
             seed=cfg.seed,
         )
         card_widget(model, cols["query"][0])
@@ -692,7 +692,9 @@ def train_reranker(cfg: RerankerTrainConfig, progress: Progress | None = None) -
     return summary
 
 
-def _cuda() -> bool:
+def pin_memory() -> bool:
+    """The trainers' `dataloader_pin_memory`: pinned memory only helps a copy to a GPU (on a
+    CPU-only machine torch warns that it is set and unused)."""
     import torch
 
     return torch.cuda.is_available()

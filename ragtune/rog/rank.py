@@ -366,9 +366,7 @@ def train_planner(
 
     import tempfile
 
-    import torch
-
-    from ragtune.retrieval.train import card_widget, quiet_trainer
+    from ragtune.retrieval.train import card_widget, pin_memory, quiet_trainer
     from ragtune.store import staged_dir
 
     with tempfile.TemporaryDirectory(prefix="ragtune-planner-") as work:
@@ -382,7 +380,7 @@ def train_planner(
             logging_steps=max(1, min(10, total // 10)),
             report_to="none",
             disable_tqdm=True,
-            dataloader_pin_memory=torch.cuda.is_available(),  # only helps a copy to a GPU
+            dataloader_pin_memory=pin_memory(),
             seed=cfg.seed,
         )
         card_widget(model, cols["anchor"][0])
