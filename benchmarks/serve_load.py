@@ -248,7 +248,7 @@ def main() -> None:
         "max /healthz ms",
         title=f"ragtune serve under load ({os.cpu_count()} CPUs)",
     )
-    rows, failed = [], False
+    rows, failed, stats = [], False, {}
     for name, cfg, n, stream in phases:
         srv = Server(index=str(tmp / "index"), **cfg)
         try:
@@ -270,17 +270,26 @@ def main() -> None:
             + (f" ({', '.join(sorted(set(res['errors'])))})" if res["errors"] else ""),
             f"{pct(res['lat'], 50):.2f}",
             f"{pct(res['lat'], 99):.2f}",
-            f"{len(res['lat']) / res['wall']:.1f}",
+            f"{len(res['lat']) / res['wall']:.2f}",
             f"{rss:.0f}",
             f"{max(res['health'], default=0) * 1000:.0f}",
         ]
         rows.append(row)
         table.add_row(*row)
+        stats[name] = (len(res["lat"]) / res["wall"], pct(res["lat"], 99))
     console.print(table)
     print("\n| " + " | ".join(c.header for c in table.columns) + " |")
     print("|" + "---|" * len(table.columns))
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    # the goal is read off these: batched against one request per slot, same run
+    for base in ("dummy", "smollm2-135m"):
+        one, batched = stats.get(base), stats.get(f"{base}, batched")
+        if one and batched:
+            print(
+                f"{base}: batched / one-at-a-time throughput {batched[0] / one[0]:.2f}x, "
+                f"p99 {batched[1] / one[1]:.2f}x"
+            )
     sys.exit(1 if failed else 0)
 
 

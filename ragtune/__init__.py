@@ -63,6 +63,8 @@ _LAZY = {
     "RogAskConfig": "ragtune.rog.ask",
     "ask_rog": "ragtune.rog.ask",
     "PlannerTrainConfig": "ragtune.rog.rank",
+    "SynthConfig": "ragtune.rog.synth",
+    "synth_questions": "ragtune.rog.synth",
     "train_planner": "ragtune.rog.rank",
     "ExportConfig": "ragtune.train.export",
     "PipelineConfig": "ragtune.pipeline",

@@ -1,7 +1,8 @@
-"""`ragtune rog build-data | train | train-planner | ask | predict | eval` — Reasoning on Graphs.
+"""`ragtune rog synth | build-data | train | train-planner | ask | predict | eval` — Reasoning on Graphs.
 
 ragtune kg load kb.txt --out out/kg
 ragtune rog build-data out/kg questions.txt --format pathquestion --out out/rog-data
+ragtune rog synth out/kg --templates t.yaml --out q3.jsonl     # templated multi-hop questions
 ragtune rog train --data out/rog-data --out out/rog
 ragtune rog train-planner --kg out/kg --data out/rog-data --out out/planner   # rank-embed
 ragtune rog ask out/kg "which nationality is frederica_of_mecklenburg-strelitz 's couple" \
@@ -22,6 +23,7 @@ from ragtune.rog.ask import RogAskConfig
 from ragtune.rog.data import BuildDataConfig
 from ragtune.rog.evaluate import RogEvalConfig
 from ragtune.rog.rank import PlannerTrainConfig
+from ragtune.rog.synth import SynthConfig
 from ragtune.rog.train import RogTrainConfig
 
 console = Console()
@@ -46,6 +48,19 @@ def run_build_data(cfg: BuildDataConfig) -> dict:
         )
         console.print(f"{name}: {s['questions']} questions{extra}", highlight=False)
     console.print(f"[green]wrote[/] {cfg.out}", highlight=False)
+    return m
+
+
+def run_synth(cfg: SynthConfig) -> dict:
+    """Write templated multi-hop questions (rog build-data --format jsonl input)."""
+    from ragtune.rog.synth import synth_questions
+
+    m = synth_questions(cfg)
+    counts = ", ".join(str(c) for c in m["per_template"])
+    console.print(
+        f"[green]wrote[/] {m['questions']} questions ({counts} per template) to {m['out']}",
+        highlight=False,
+    )
     return m
 
 
@@ -158,6 +173,7 @@ def run_eval_file(cfg: RogEvalFileConfig) -> dict:
     return m
 
 
+rog_app.command("synth")(typer_command(SynthConfig, run_synth))
 rog_app.command("build-data")(typer_command(BuildDataConfig, run_build_data))
 rog_app.command("train")(typer_command(RogTrainConfig, run_rog_train))
 rog_app.command("train-planner")(typer_command(PlannerTrainConfig, run_train_planner))
