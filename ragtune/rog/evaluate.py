@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ragtune.llm.device import device_field, dtype_field
+from ragtune.rog.args import RogArgs, build_rog
 from ragtune.rog.metrics import answer_supported, evaluate_rows, read_predictions
 from ragtune.store import read_log
 
@@ -27,7 +27,7 @@ MODE_LABELS = {
 
 
 @dataclass
-class RogEvalConfig:
+class RogEvalConfig(RogArgs):
     """Predict and score a question split in the four RoG configurations."""
 
     kg: str = field(
@@ -37,108 +37,29 @@ class RogEvalConfig:
         default="", metadata={"help": "Data dir of `ragtune rog build-data`.", "required": True}
     )
     out: str = field(default="", metadata={"help": "Output directory.", "required": True})
-    model: str = field(default="smollm2-135m", metadata={"help": "Reasoner (any LM spec)."})
-    adapter: str | None = field(default=None, metadata={"help": "LoRA adapter (rog train)."})
-    planner: str | None = field(
-        default=None, metadata={"help": "Planner model spec (default: the reasoner's model)."}
-    )
-    planner_adapter: str | None = field(
-        default=None,
-        metadata={"help": "LoRA adapter of the planner (on --planner, else on --model)."},
-    )
     modes: list[str] = field(
         default_factory=lambda: ["lm", "paths", "rog", "constrained", "grounded"],
         metadata={"help": "Which of lm, paths, rog, constrained, grounded to run."},
     )
     split: str = field(default="test", metadata={"help": "Question split to answer."})
     limit: int = field(default=0, metadata={"help": "Answer only the first N questions (0: all)."})
-    hops: int = field(default=2, metadata={"help": "Hops for constraints and 'paths' mode."})
-    max_paths: int = field(default=30, metadata={"help": "Cap on paths in a prompt."})
-    beams: int = field(default=3, metadata={"help": "Beams (and plans) per question."})
-    top_plans: int | None = field(
-        default=None,
-        metadata={"help": "Plans whose paths the reasoner reads (RoG's K; default: all beams)."},
-    )
-    planner_kind: str = field(
-        default="lm",
-        metadata={
-            "help": "lm (beam search), rank-lm (the planner LM scores every valid path) or "
-            "rank-embed (a bi-encoder ranks them: --ranker)."
-        },
-    )
-    ranker: str | None = field(
-        default=None,
-        metadata={"help": "rank-embed's bi-encoder (rog train-planner; default: bundled MiniLM)."},
-    )
-    plan_margin: float | None = field(
-        default=None,
-        metadata={
-            "help": "Adaptive K: read every plan scoring within this of the best (at most "
-            "--top-plans); default: fixed K."
-        },
-    )
-    max_relation_paths: int = field(
-        default=2000,
-        metadata={"help": "Cap on the valid relation paths listed per question (3 hops grow)."},
-    )
-    exclude_entities: bool | None = field(
-        default=None,
-        metadata={
-            "help": "Keep the question's own entities out of its answers (default: per "
-            "question: its exclude_entities field, else on for recommendation and similarity "
-            "questions: 'recommend ...', 'films like X', 'similar to X', 'other films ...')."
-        },
-    )
     batch_size: int = field(default=8, metadata={"help": "Questions per batch."})
-    threads: int | None = field(default=None, metadata={"help": "torch CPU threads."})
-    device: str = device_field()  # ragtune.llm.device
-    dtype: str = dtype_field()
 
 
 def predict(cfg: RogEvalConfig, progress=None) -> dict:
     from ragtune.kg import KG
-    from ragtune.llm.spec import load_lm
     from ragtune.rog.data import load_split
-    from ragtune.rog.pipeline import MODES, RoG, load_planner
-    from ragtune.rog.rank import make_planner
+    from ragtune.rog.pipeline import MODES
 
     bad = [m for m in cfg.modes if m not in MODES]
     if bad:
         from ragtune.errors import ConfigError
 
         raise ConfigError(f"unknown mode(s) {bad}: use {', '.join(MODES)}")
-    kg = KG.open(cfg.kg)
     qs = load_split(cfg.data, cfg.split)
     if cfg.limit:
         qs = qs[: cfg.limit]
-    # None values keep the backend's default; load_lm drops local-only ones for endpoints
-    kw = {"threads": cfg.threads, "device": cfg.device, "dtype": cfg.dtype}
-    lm = load_lm(cfg.model, adapter=cfg.adapter, **kw)
-    if cfg.planner_kind != "lm" and "rog" in cfg.modes:
-        from ragtune.errors import ConfigError
-
-        raise ConfigError(
-            f"mode 'rog' is free decoding, which planner_kind {cfg.planner_kind!r} does not do "
-            "(it ranks the paths that exist): drop rog from --modes or use --planner-kind lm"
-        )
-    planner_lm = None
-    if cfg.planner_kind != "rank-embed":  # rank-embed needs no LM to plan
-        planner_lm = load_planner(cfg.model, cfg.planner, cfg.planner_adapter, **kw)
-    ranked = make_planner(
-        cfg.planner_kind, planner_lm or lm, cfg.ranker, cfg.beams, cfg.device or "auto"
-    )
-    rog = RoG(
-        kg,
-        lm,
-        planner_lm,
-        hops=cfg.hops,
-        max_paths=cfg.max_paths,
-        num_beams=cfg.beams,
-        top_plans=cfg.top_plans,
-        planner=ranked,
-        plan_margin=cfg.plan_margin,
-        max_relation_paths=cfg.max_relation_paths,
-    )
+    rog = build_rog(cfg, KG.open(cfg.kg), need_free_decoding="rog" in cfg.modes)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"questions": len(qs), "split": cfg.split, "modes": {}}
