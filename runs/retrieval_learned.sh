@@ -2,8 +2,8 @@
 # Retrieval that learns the domain, on real data (not shipped: ../shared/data/raft): tune the
 # bundled all-MiniLM-L6-v2 and a cross-encoder initialised from it on the train split of a RAFT
 # build, then score oracle recall@k and MRR on its test split for BM25, the bundled embedder,
-# hybrid, the tuned embedder (dense and hybrid) and the cross-encoder on top. docs/results.md
-# ("Retrieval that learns") is this script's output.
+# hybrid, the tuned embedder (dense and hybrid) and the cross-encoder and LM rerankers on top.
+# docs/results.md ("Retrieval that learns") is this script's output.
 #   bash runs/retrieval_learned.sh gorilla    # HuggingFace APIBench, split by api_name
 #   bash runs/retrieval_learned.sh hotpotqa   # dev_300: 180 train + 20 valid questions, 100 test
 # Knobs (environment variables): DATA, OUT, RT, EPOCHS (embedder), RERANK_EPOCHS, CANDIDATES.
@@ -36,5 +36,7 @@ esac
     --out "$O/retriever" --epochs "$EPOCHS" --negatives 1 --threads 2
 [ -f "$O/reranker/config.json" ] || $RT reranker train --data "$O/raft" --out "$O/reranker" \
     --miner "$O/retriever" --epochs "$RERANK_EPOCHS" --threads 2
-$RT retriever eval --data "$O/raft" --embedder "$O/retriever" --rerank "cross:$O/reranker" \
+# rerankers on the tuned hybrid's top CANDIDATES: the cross-encoder, and the bundled generator
+# scoring each candidate by log-probability (RankRAG's one model that ranks and answers)
+$RT retriever eval --data "$O/raft" --embedder "$O/retriever" --rerank "cross:$O/reranker" --rerank lm \
     --candidates "$CANDIDATES" --ks 1,2,5,10 --out "$O/eval" --threads 2

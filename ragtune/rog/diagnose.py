@@ -3,7 +3,7 @@ planning targets the relation the question asks about (issue 21).
 
     python -m ragtune.rog.diagnose plan-hits --kg OUT/kg --data OUT/data \\
         --predictions OUT/eval/predictions-grounded.jsonl --margins 0.05 0.1
-    python -m ragtune.rog.diagnose bounds --kg OUT/kg --data OUT/data --ranker OUT/planner
+    python -m ragtune.rog.diagnose bounds --kg OUT/kg --data OUT/data --ranker OUT/planner [--hops 3]
     python -m ragtune.rog.diagnose targets --kg OUT/kg --data OUT/data-1 OUT/data-2 \\
         --qtypes ../shared/data/kg/metaqa_approx [--targets consensus]
 
@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--split", default="test")
     b.add_argument("--limit", type=int, default=100, help="first N questions (0: all)")
     b.add_argument("--max-paths", type=int, default=30, help="paths retrieved, as rog predict")
+    b.add_argument("--hops", type=int, default=2, help="longest valid path ranked, as rog predict")
 
     t = sub.add_parser("targets", help="planning targets against MetaQA's question types")
     t.add_argument("--kg", required=True)
@@ -312,7 +313,9 @@ def main(argv: list[str] | None = None) -> None:
         from ragtune.rog.rank import RankEmbedPlanner
 
         qs = _questions(args.data, args.split, args.limit)
-        out = rank_bounds(kg, qs, RankEmbedPlanner(args.ranker), max_paths=args.max_paths)
+        out = rank_bounds(
+            kg, qs, RankEmbedPlanner(args.ranker), hops=args.hops, max_paths=args.max_paths
+        )
     else:
         out = {}
         for d in args.data:
