@@ -14,6 +14,7 @@ def test_recall_at_k_definition():
     assert r[3] == pytest.approx((1.0 + 0) / 2)
 
 
+@pytest.mark.slow  # ~3 min of embedding 2,964 paragraphs: run by .ci/run, not the default run
 @pytest.mark.skipif(not HOTPOT.exists(), reason="shared HotpotQA data absent")
 def test_hybrid_recall_on_hotpotqa(tmp_path):
     from ragtune.retrieval import Index
