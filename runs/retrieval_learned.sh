@@ -5,7 +5,7 @@
 # hybrid, the tuned embedder (dense and hybrid) and the cross-encoder and LM rerankers on top.
 # docs/results.md ("Retrieval that learns") is this script's output.
 #   bash runs/retrieval_learned.sh gorilla    # HuggingFace APIBench, split by api_name
-#   bash runs/retrieval_learned.sh hotpotqa   # dev_300: 180 train + 20 valid questions, 100 test
+#   bash runs/retrieval_learned.sh hotpotqa   # dev_300: 177 train + 11 valid questions, 112 test
 # Knobs (environment variables): DATA, OUT, RT, EPOCHS (embedder), RERANK_EPOCHS, CANDIDATES.
 # Every step resumes or is skipped when its output exists.
 set -euo pipefail
@@ -25,7 +25,7 @@ gorilla)
         --distractors 4 --distractor-mode mixed --p 0.8 --seed 0
     ;;
 hotpotqa)
-    # 300 questions: a third (100) test, 20 valid, the rest train; every question is its own group
+    # 300 questions: about a third test, a fifteenth valid, the rest train (177 / 11 / 112 here)
     [ -f "$O/raft/manifest.json" ] || $RT raft from-qa hotpotqa \
         "$DATA/hotpotqa/dev_300.jsonl" --out "$O/raft" --test-fraction 0.3334 \
         --valid-fraction 0.0667 --distractors 4 --p 0.8 --seed 0
