@@ -17,7 +17,7 @@
 #      (torch.cuda.max_memory_allocated: train_summary.json's tokens_per_s, peak_memory_mb);
 #   4. where bitsandbytes is installed, a QLoRA run too (--load-in-4bit: NF4 base, bf16 compute);
 #   5. with more than one visible GPU, the same training data-parallel on all of them:
-#      `accelerate launch --num_processes N -m ragtune train ...` (the multi-process training
+#      `accelerate launch --num_processes N -m ragtune.cli train ...` (the multi-process training
 #      itself is ragtune.train.distributed's; this only launches it; tokens/s is the global
 #      batch's, peak memory rank 0's);
 #   6. evaluates base, base+RAG and RAFT (the checkpointing-off adapter) on the test split in
@@ -58,7 +58,7 @@ PY
     GPU=$("$PY" -c "import torch; print(torch.cuda.get_device_name(0))")
 fi
 echo "gpu_check: $N x $GPU; torch $("$PY" -c 'import torch; print(torch.__version__)')"
-RT=("$PY" -m ragtune)
+RT=("$PY" -m ragtune.cli)
 
 # -- 2. the demo's RAFT data ----------------------------------------------------------------
 "${RT[@]}" pipeline configs/demo-raft.yaml --until raft
@@ -86,7 +86,7 @@ fi
 # -- 5. data-parallel on all GPUs (only with more than one) ---------------------------------
 if [ "$N" -gt 1 ]; then
     rm -rf "${OUT:?}/ddp"
-    "$ACCELERATE" launch --num_processes "$N" --multi_gpu -m ragtune train --data "$RAFT" \
+    "$ACCELERATE" launch --num_processes "$N" --multi_gpu -m ragtune.cli train --data "$RAFT" \
         --out "$OUT/ddp" --device "$DEVICE" --dtype bf16 --max-steps "$STEPS" \
         --batch-tokens "$BATCH_TOKENS" --save-every 0
     runs+=(ddp)

@@ -18,7 +18,7 @@ def run_train(cfg: TrainConfig) -> dict:
     from ragtune.train.distributed import is_main_process
     from ragtune.train.trainer import train
 
-    if not is_main_process():  # a rank of `accelerate launch -m ragtune train`: rank 0 reports
+    if not is_main_process():  # a rank of `accelerate launch -m ragtune.cli train`: rank 0 reports
         return train(cfg)
     with job_progress() as prog:
         task = prog.add_task("training", total=None, info="loading")

@@ -1,7 +1,7 @@
 """Data-parallel training on accelerate: one process per device (or CPU share), one model each.
 
     ragtune train --data out/raft --out out/lora --processes 2          # re-launches itself
-    accelerate launch --multi_gpu --num_processes 2 -m ragtune train --data out/raft --out out/lora
+    accelerate launch --multi_gpu --num_processes 2 -m ragtune.cli train --data out/raft --out out/lora
     ragtune train ... --processes 8 --accelerate-config fsdp.yaml       # accelerate's own config
 
 `train()` runs distributed whenever it finds itself inside a launch (`WORLD_SIZE` > 1, set by

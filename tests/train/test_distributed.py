@@ -108,7 +108,7 @@ def test_a_one_process_checkpoint_resumes_under_accelerate_launch(tmp_path, tiny
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(out=str(tmp_path / "run"), grad_accum=2, **kw), progress=stop_at_3)
     assert (tmp_path / "run" / "checkpoint-3" / "state.json").exists()
-    # the user's own launch: `accelerate launch ... -m ragtune train`, same global batch (2 x 1)
+    # the user's own launch: `accelerate launch ... -m ragtune.cli train`, same global batch (2 x 1)
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes"]
     cmd += ["2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
@@ -116,7 +116,7 @@ def test_a_one_process_checkpoint_resumes_under_accelerate_launch(tmp_path, tiny
         "--main_process_port",
         str(_free_port()),
         "-m",
-        "ragtune",
+        "ragtune.cli",
         "train",
         *flags,
         "--grad-accum",
@@ -153,10 +153,10 @@ def test_distributed_settings_are_checked(tmp_path, tiny_fresh):
         )
 
 
-def test_python_m_ragtune_is_the_cli_with_the_launch_options():
-    # what `accelerate launch ... -m ragtune train ...` runs in each process
+def test_python_m_ragtune_cli_is_the_cli_with_the_launch_options():
+    # what `accelerate launch ... -m ragtune.cli train ...` runs in each process
     res = subprocess.run(
-        [sys.executable, "-m", "ragtune", "train", "--help"],
+        [sys.executable, "-m", "ragtune.cli", "train", "--help"],
         capture_output=True,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"},
