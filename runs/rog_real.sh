@@ -114,5 +114,41 @@ YAML
   $RT rog predict --kg "$O/kg" --data "$O/data" --out "$O/eval-rank" --limit "$EVAL_Q" \
       --threads 2 --modes grounded --planner-kind rank-embed --ranker "$O/planner" --hops 3 \
       --top-plans 1 --exclude-entities $PREDICT_FLAGS
+  # the planner on wordings it never saw: a third wording per chain, 10 questions each, all test
+  cat > "$O/templates-unseen.yaml" <<'YAML'
+- path: [directed_by, ~directed_by, starred_actors]
+  texts: ["name the actors of the other works by the person who directed {}"]
+- path: [directed_by, ~directed_by, written_by]
+  texts: ["name the screenwriters of the other works by the person who directed {}"]
+- path: [directed_by, ~directed_by, release_year]
+  texts: ["in what years did the filmmaker behind {} put out films"]
+- path: [directed_by, ~directed_by, has_genre]
+  texts: ["which genres does the filmmaker behind {} work in"]
+- path: [written_by, ~written_by, directed_by]
+  texts: ["name the directors of the other scripts by the person who wrote {}"]
+- path: [written_by, ~written_by, starred_actors]
+  texts: ["name the cast of the other scripts by the person who wrote {}"]
+- path: [written_by, ~written_by, release_year]
+  texts: ["in what years were scripts by the author of {} filmed"]
+- path: [written_by, ~written_by, in_language]
+  texts: ["in which languages are scripts by the author of {} filmed"]
+- path: [starred_actors, ~starred_actors, directed_by]
+  texts: ["name the directors who worked with the cast of {}"]
+- path: [starred_actors, ~starred_actors, written_by]
+  texts: ["name the screenwriters who worked with the cast of {}"]
+- path: [starred_actors, ~starred_actors, release_year]
+  texts: ["in what years did the cast of {} appear in films"]
+- path: [starred_actors, ~starred_actors, has_genre]
+  texts: ["which genres has the cast of {} appeared in"]
+YAML
+  $RT rog synth "$O/kg" --templates "$O/templates-unseen.yaml" \
+      --out "$O/questions-unseen.jsonl" --per-template 10 --seed 1
+  $RT rog build-data "$O/kg" "$O/questions-unseen.jsonl" --format jsonl --out "$O/data-unseen" \
+      --test 1.0 --seed 0 --max-hops 3
+  PY=${PY:-.venv/bin/python}
+  for r in "--ranker $O/planner" ""; do   # tuned, then the untuned bundled MiniLM
+    $PY -m ragtune.rog.diagnose bounds --kg "$O/kg" --data "$O/data" --hops 3 --limit "$EVAL_Q" $r
+    $PY -m ragtune.rog.diagnose bounds --kg "$O/kg" --data "$O/data-unseen" --hops 3 --limit 0 $r
+  done
   ;;
 esac
